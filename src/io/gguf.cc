@@ -1,0 +1,2 @@
+// Placeholder: the GGUF reader/writer is implemented in a follow-up change.
+#include "io/gguf.h"
