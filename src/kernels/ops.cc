@@ -1,0 +1,439 @@
+#include "kernels/ops.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+
+#include "base/check.h"
+
+namespace gembed {
+namespace {
+
+// Positions with cached RoPE cos/sin (the model's context length).
+constexpr int64_t kRopeCachedPositions = 2048;
+// Queries per attention work item (the score tile is kAttnQueryBlock x keys).
+constexpr int64_t kAttnQueryBlock = 32;
+// Below this many multiply-adds a loop runs on the calling thread only: waking
+// the pool costs more than the work.
+constexpr int64_t kMinParallelWork = 1 << 15;
+
+// ThreadPool::ParallelFor takes a std::function; wrapping the body in a
+// lambda that captures one reference keeps it in std::function's small
+// buffer, so no call allocates.
+template <typename F>
+void ParallelRun(ThreadPool& pool, int64_t n, int64_t grain, F& body) {
+  pool.ParallelFor(n, grain, [&body](int64_t b, int64_t e, int t) { body(b, e, t); });
+}
+
+template <typename F>
+void RunOnAll(ThreadPool& pool, F& body) {
+  pool.RunOnAll([&body](int t) { body(t); });
+}
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Grain (items per thread chunk) such that a chunk carries at least
+// kMinParallelWork units when one item costs `cost_per_item`.
+int64_t GrainFor(int64_t cost_per_item) {
+  return std::max<int64_t>(1, kMinParallelWork / std::max<int64_t>(1, cost_per_item));
+}
+
+Status ValidateSeqlens(std::span<const int32_t> cu_seqlens, int64_t t) {
+  if (cu_seqlens.empty()) return InvalidArgument("cu_seqlens is empty");
+  if (cu_seqlens[0] != 0) return InvalidArgument("cu_seqlens[0] is {}, expected 0", cu_seqlens[0]);
+  for (size_t i = 1; i < cu_seqlens.size(); ++i)
+    if (cu_seqlens[i] < cu_seqlens[i - 1])
+      return InvalidArgument("cu_seqlens decreases at index {} ({} < {})", i, cu_seqlens[i],
+                             cu_seqlens[i - 1]);
+  if (t >= 0 && cu_seqlens.back() != t)
+    return InvalidArgument("cu_seqlens ends at {} but the batch has {} tokens", cu_seqlens.back(),
+                           t);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Ops::Ops(const KernelTable& table, ThreadPool& pool)
+    : table_(&table), pool_(&pool), thread_scratch_(static_cast<size_t>(pool.size())) {}
+
+// ---------------------------------------------------------------------------
+// Embedding lookup
+
+Status Ops::EmbeddingLookup(const TensorView& emb, std::span<const int32_t> ids, float scale,
+                            float* out) {
+  const DType dt = emb.dtype;
+  if (dt != DType::kF32 && dt != DType::kF16 && dt != DType::kBF16 && dt != DType::kQ8_0)
+    return Unsupported("embedding table dtype {} (supported: F32, F16, BF16, Q8_0)",
+                       DTypeName(dt));
+  const int64_t d = emb.ne[0], rows = emb.rows();
+  const std::optional<uint64_t> row_bytes = DTypeRowBytes(dt, static_cast<uint64_t>(d));
+  if (d <= 0 || !row_bytes || emb.data == nullptr ||
+      emb.nbytes != *row_bytes * static_cast<uint64_t>(rows))
+    return InvalidArgument("embedding table view is inconsistent ({} x {} {}, {} bytes)", rows, d,
+                           DTypeName(dt), emb.nbytes);
+  for (size_t t = 0; t < ids.size(); ++t)
+    if (ids[t] < 0 || ids[t] >= rows)
+      return OutOfRange("token id {} at position {} is outside the vocabulary [0, {})", ids[t], t,
+                        rows);
+  const uint8_t* base = static_cast<const uint8_t*>(emb.data);
+  const KernelTable& kt = *table_;
+  auto body = [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) {
+      const uint8_t* row = base + static_cast<uint64_t>(ids[static_cast<size_t>(t)]) * *row_bytes;
+      float* o = out + t * d;
+      switch (dt) {
+        case DType::kF32:
+          kt.scale(reinterpret_cast<const float*>(row), d, scale, o);
+          break;
+        case DType::kF16:
+          kt.f16_to_f32(reinterpret_cast<const uint16_t*>(row), d, scale, o);
+          break;
+        case DType::kBF16:
+          kt.bf16_to_f32(reinterpret_cast<const uint16_t*>(row), d, scale, o);
+          break;
+        default:
+          kt.q8_0_to_f32(reinterpret_cast<const BlockQ8_0*>(row), d, scale, o);
+          break;
+      }
+    }
+  };
+  ParallelRun(*pool_, static_cast<int64_t>(ids.size()), GrainFor(d * 4), body);
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------
+// MatMul
+
+void Ops::QuantizeActivations(const float* x, int64_t m, int64_t k) {
+  const int64_t nb = k / kQ8BlockElems;
+  const size_t qs_bytes = static_cast<size_t>(CeilDiv(m * k, 64) * 64);
+  GEMBED_CHECK(act_q8_.Reserve(qs_bytes + static_cast<size_t>(m * nb) * 8));
+  int8_t* qs = reinterpret_cast<int8_t*>(act_q8_.data());
+  float* d = reinterpret_cast<float*>(act_q8_.data() + qs_bytes);
+  int32_t* corr = reinterpret_cast<int32_t*>(d + m * nb);
+  const KernelTable& kt = *table_;
+  auto body = [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) kt.quantize_row_q8(x + i * k, k, qs + i * k, d + i * nb, corr + i * nb);
+  };
+  ParallelRun(*pool_, m, GrainFor(k * 8), body);
+}
+
+void Ops::MatMul(const PackedMatrix& w, const float* x, int64_t m, float* y) {
+  const MatMulOutput out{&w, y};
+  RunMatMuls(x, m, std::span<const MatMulOutput>(&out, 1));
+}
+
+void Ops::MatMulShared(const float* x, int64_t m, std::span<const MatMulOutput> outputs) {
+  RunMatMuls(x, m, outputs);
+}
+
+void Ops::RunMatMuls(const float* x, int64_t m, std::span<const MatMulOutput> outputs) {
+  if (m <= 0 || outputs.empty()) return;
+  const int64_t k = outputs[0].w->k;
+  bool any_q8 = false;
+  int64_t total_panels = 0;
+  for (const MatMulOutput& o : outputs) {
+    GEMBED_DCHECK(o.w->k == k);
+    any_q8 |= o.w->format == PackedFormat::kQ8Panels;
+    total_panels += o.w->panels;
+  }
+  if (any_q8) QuantizeActivations(x, m, k);
+  const int64_t nb = k / kQ8BlockElems;
+  const size_t qs_bytes = static_cast<size_t>(CeilDiv(m * k, 64) * 64);
+  const int8_t* xq = reinterpret_cast<const int8_t*>(act_q8_.data());
+  const float* xd = reinterpret_cast<const float*>(act_q8_.data() + qs_bytes);
+  const int32_t* xcorr = reinterpret_cast<const int32_t*>(xd + m * nb);
+  const KernelTable& kt = *table_;
+
+  // Threads take contiguous ranges of the concatenated panels of all outputs.
+  auto body = [&](int64_t pb, int64_t pe, int) {
+    int64_t offset = 0;
+    for (const MatMulOutput& o : outputs) {
+      const PackedMatrix& w = *o.w;
+      const int64_t lb = std::max<int64_t>(pb - offset, 0);
+      const int64_t le = std::min<int64_t>(pe - offset, w.panels);
+      offset += w.panels;
+      if (lb >= le) continue;
+      const int64_t col0 = lb * kPanelWidth;
+      const int64_t ncols = std::min<int64_t>(le * kPanelWidth, w.n) - col0;
+      if (w.format == PackedFormat::kQ8Panels) {
+        kt.gemm_q8(m, ncols, nb, xq, xd, xcorr, w.q8_qs() + lb * nb * kQ8PanelBlockBytes,
+                   w.q8_scales() + lb * nb * kPanelWidth, o.y + col0, w.n);
+      } else {
+        kt.gemm_f32(m, ncols, k, x, k, w.f32_panels() + lb * kPanelWidth * k, kPanelWidth,
+                    kPanelWidth * k, o.y + col0, w.n);
+      }
+    }
+  };
+  ParallelRun(*pool_, total_panels, GrainFor(m * k * kPanelWidth), body);
+}
+
+// ---------------------------------------------------------------------------
+// Norms and element-wise ops
+
+void Ops::RmsNorm(const float* x, int64_t m, int64_t d, const float* gamma, float eps, float* out) {
+  const KernelTable& kt = *table_;
+  auto body = [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) kt.rmsnorm_row(x + i * d, d, gamma, eps, out + i * d);
+  };
+  ParallelRun(*pool_, m, GrainFor(d * 4), body);
+}
+
+void Ops::RmsNormAdd(const float* y, int64_t m, int64_t d, const float* gamma, float eps, float* x) {
+  const KernelTable& kt = *table_;
+  auto body = [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) kt.rmsnorm_add_row(y + i * d, d, gamma, eps, x + i * d);
+  };
+  ParallelRun(*pool_, m, GrainFor(d * 4), body);
+}
+
+void Ops::HeadRmsNorm(float* x, int64_t m, int64_t heads, int64_t dh, const float* gamma,
+                      float eps) {
+  RmsNorm(x, m * heads, dh, gamma, eps, x);
+}
+
+void Ops::GeGlu(const float* gate, const float* up, int64_t n, float* out) {
+  const KernelTable& kt = *table_;
+  auto body = [&](int64_t b, int64_t e, int) { kt.geglu(gate + b, up + b, e - b, out + b); };
+  ParallelRun(*pool_, n, GrainFor(16), body);
+}
+
+void Ops::Add(const float* a, const float* b, int64_t n, float* out) {
+  const KernelTable& kt = *table_;
+  auto body = [&](int64_t s, int64_t e, int) { kt.add(a + s, b + s, e - s, out + s); };
+  ParallelRun(*pool_, n, kMinParallelWork, body);
+}
+
+void Ops::Scale(float* x, int64_t n, float s) {
+  const KernelTable& kt = *table_;
+  auto body = [&](int64_t b, int64_t e, int) { kt.scale(x + b, e - b, s, x + b); };
+  ParallelRun(*pool_, n, kMinParallelWork, body);
+}
+
+void Ops::L2Normalize(float* x, int64_t rows, int64_t d) {
+  const KernelTable& kt = *table_;
+  auto body = [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) kt.l2_normalize_row(x + i * d, d);
+  };
+  ParallelRun(*pool_, rows, GrainFor(d * 4), body);
+}
+
+Status Ops::MeanPool(const float* x, int64_t d, std::span<const int32_t> cu_seqlens, float* out) {
+  GEMBED_RETURN_IF_ERROR(ValidateSeqlens(cu_seqlens, -1));
+  const int64_t n_seqs = static_cast<int64_t>(cu_seqlens.size()) - 1;
+  const int64_t t_total = cu_seqlens.back();
+  for (AlignedBuffer& s : thread_scratch_)
+    GEMBED_CHECK(s.Reserve(static_cast<size_t>(d) * sizeof(double)));
+  // Threads split the feature columns; each column is summed in token order
+  // in double, so the split does not change the result.
+  auto body = [&](int64_t c0, int64_t c1, int th) {
+    double* acc = thread_scratch_[static_cast<size_t>(th)].as<double>();
+    for (int64_t s = 0; s < n_seqs; ++s) {
+      const int64_t begin = cu_seqlens[static_cast<size_t>(s)];
+      const int64_t end = cu_seqlens[static_cast<size_t>(s) + 1];
+      for (int64_t c = c0; c < c1; ++c) acc[c - c0] = 0.0;
+      for (int64_t t = begin; t < end; ++t) {
+        const float* row = x + t * d;
+        for (int64_t c = c0; c < c1; ++c) acc[c - c0] += row[c];
+      }
+      const double inv = end > begin ? 1.0 / static_cast<double>(end - begin) : 0.0;
+      for (int64_t c = c0; c < c1; ++c) out[s * d + c] = static_cast<float>(acc[c - c0] * inv);
+    }
+  };
+  ParallelRun(*pool_, d, std::max<int64_t>(16, GrainFor(std::max<int64_t>(1, t_total))), body);
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------
+// RoPE
+
+const Ops::RopeTable& Ops::GetRopeTable(float base, int64_t dh) {
+  for (const RopeTable& t : rope_tables_)
+    if (t.base == static_cast<double>(base) && t.dh == dh) return t;
+  RopeTable t;
+  t.base = base;
+  t.dh = dh;
+  const int64_t half = dh / 2;
+  t.cos.resize(static_cast<size_t>(kRopeCachedPositions * half));
+  t.sin.resize(t.cos.size());
+  for (int64_t i = 0; i < half; ++i) {
+    const double inv_freq = std::pow(t.base, -2.0 * static_cast<double>(i) / static_cast<double>(dh));
+    for (int64_t p = 0; p < kRopeCachedPositions; ++p) {
+      const double theta = static_cast<double>(p) * inv_freq;
+      t.cos[static_cast<size_t>(p * half + i)] = static_cast<float>(std::cos(theta));
+      t.sin[static_cast<size_t>(p * half + i)] = static_cast<float>(std::sin(theta));
+    }
+  }
+  rope_tables_.push_back(std::move(t));
+  return rope_tables_.back();
+}
+
+Status Ops::RopeNeox(float* x, int64_t m, int64_t heads, int64_t dh,
+                     std::span<const int32_t> positions, float base) {
+  if (static_cast<int64_t>(positions.size()) != m)
+    return InvalidArgument("RopeNeox: {} positions for {} tokens", positions.size(), m);
+  if (dh <= 0 || dh % 2 != 0) return InvalidArgument("RopeNeox: head dim {} is not even", dh);
+  for (size_t i = 0; i < positions.size(); ++i)
+    if (positions[i] < 0) return InvalidArgument("RopeNeox: negative position {} at {}", positions[i], i);
+  const RopeTable& rt = GetRopeTable(base, dh);
+  const int64_t half = dh / 2;
+  for (AlignedBuffer& s : thread_scratch_)
+    GEMBED_CHECK(s.Reserve(static_cast<size_t>(dh) * sizeof(float)));
+  const KernelTable& kt = *table_;
+  auto body = [&](int64_t b, int64_t e, int th) {
+    float* tmp = thread_scratch_[static_cast<size_t>(th)].as<float>();
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t p = positions[static_cast<size_t>(t)];
+      const float* cs;
+      const float* sn;
+      if (p < kRopeCachedPositions) {
+        cs = rt.cos.data() + p * half;
+        sn = rt.sin.data() + p * half;
+      } else {  // beyond the cache: same double-precision angles, computed here
+        for (int64_t i = 0; i < half; ++i) {
+          const double theta = static_cast<double>(p) *
+                               std::pow(rt.base, -2.0 * static_cast<double>(i) / static_cast<double>(dh));
+          tmp[i] = static_cast<float>(std::cos(theta));
+          tmp[half + i] = static_cast<float>(std::sin(theta));
+        }
+        cs = tmp;
+        sn = tmp + half;
+      }
+      kt.rope_neox_row(x + t * heads * dh, heads, dh, cs, sn);
+    }
+  };
+  ParallelRun(*pool_, m, GrainFor(heads * dh * 2), body);
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------
+// Attention
+//
+// Phase 1 packs K^T of every (kv head, sequence) into 16-key panels
+// [head_dim][16] (zero-padded past the sequence end), so Q.K^T is a gemm_f32
+// against panels. Phase 2 hands out (sequence, head, query block) items
+// dynamically; each item computes its score tile S [<=32 x keys] over the key
+// range its window can reach (panel-aligned), the masked softmax row by row,
+// and O = P.V reading V rows in place, then divides by the row sums. Items
+// write disjoint output rows and do not depend on which thread runs them, so
+// results do not depend on the thread count.
+
+Status Ops::Attention(const float* q, const float* k, const float* v, int64_t t,
+                      std::span<const int32_t> cu_seqlens, int64_t n_heads, int64_t n_kv_heads,
+                      int64_t head_dim, int64_t window, float scale, float* out) {
+  GEMBED_RETURN_IF_ERROR(ValidateSeqlens(cu_seqlens, t));
+  if (n_heads <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || head_dim <= 0)
+    return InvalidArgument("Attention: bad head configuration {} q heads / {} kv heads / dim {}",
+                           n_heads, n_kv_heads, head_dim);
+  const int64_t n_seqs = static_cast<int64_t>(cu_seqlens.size()) - 1;
+  if (n_seqs == 0 || t == 0) return Status::Ok();
+  const int64_t group = n_heads / n_kv_heads;
+  const int64_t q_stride = n_heads * head_dim, kv_stride = n_kv_heads * head_dim;
+
+  // Panel and item prefix sums (reused vectors: no steady-state allocation).
+  seq_panel_base_.resize(static_cast<size_t>(n_seqs) + 1);
+  seq_item_base_.resize(static_cast<size_t>(n_seqs) + 1);
+  seq_panel_base_[0] = 0;
+  seq_item_base_[0] = 0;
+  int64_t max_len = 0;
+  for (int64_t s = 0; s < n_seqs; ++s) {
+    const int64_t len = cu_seqlens[static_cast<size_t>(s) + 1] - cu_seqlens[static_cast<size_t>(s)];
+    max_len = std::max(max_len, len);
+    seq_panel_base_[static_cast<size_t>(s) + 1] = seq_panel_base_[static_cast<size_t>(s)] + CeilDiv(len, kPanelWidth);
+    seq_item_base_[static_cast<size_t>(s) + 1] =
+        seq_item_base_[static_cast<size_t>(s)] + n_heads * CeilDiv(len, kAttnQueryBlock);
+  }
+  const int64_t total_panels = seq_panel_base_.back();
+  const int64_t total_items = seq_item_base_.back();
+  const size_t panel_floats = static_cast<size_t>(kPanelWidth * head_dim);
+  GEMBED_CHECK(kt_panels_.Reserve(static_cast<size_t>(n_kv_heads * total_panels) * panel_floats * sizeof(float)));
+  float* kt_all = kt_panels_.as<float>();
+
+  // Phase 1: K^T panels. Unit = (kv head, global panel).
+  auto pack = [&](int64_t ub, int64_t ue, int) {
+    for (int64_t u = ub; u < ue; ++u) {
+      const int64_t g = u / total_panels, gp = u % total_panels;
+      const int64_t s = std::upper_bound(seq_panel_base_.begin(), seq_panel_base_.end(), gp) -
+                        seq_panel_base_.begin() - 1;
+      const int64_t begin = cu_seqlens[static_cast<size_t>(s)];
+      const int64_t end = cu_seqlens[static_cast<size_t>(s) + 1];
+      const int64_t key0 = begin + (gp - seq_panel_base_[static_cast<size_t>(s)]) * kPanelWidth;
+      float* dst = kt_all + static_cast<size_t>(g * total_panels + gp) * panel_floats;
+      for (int64_t jj = 0; jj < kPanelWidth; ++jj) {
+        const int64_t key = key0 + jj;
+        if (key >= end) {
+          for (int64_t c = 0; c < head_dim; ++c) dst[c * kPanelWidth + jj] = 0.0f;
+          continue;
+        }
+        const float* src = k + key * kv_stride + g * head_dim;
+        for (int64_t c = 0; c < head_dim; ++c) dst[c * kPanelWidth + jj] = src[c];
+      }
+    }
+  };
+  ParallelRun(*pool_, n_kv_heads * total_panels, GrainFor(head_dim * kPanelWidth), pack);
+
+  // Phase 2: score tiles.
+  const int64_t max_keys = window < 0 ? max_len
+                                      : std::min<int64_t>(max_len, kAttnQueryBlock + 2 * window + kPanelWidth);
+  const size_t scratch_floats = static_cast<size_t>(kAttnQueryBlock * (max_keys + kPanelWidth) + kAttnQueryBlock);
+  for (AlignedBuffer& s : thread_scratch_) GEMBED_CHECK(s.Reserve(scratch_floats * sizeof(float)));
+  std::atomic<int64_t> next_item{0};
+  const KernelTable& kt = *table_;
+  auto work = [&](int th) {
+    float* scores = thread_scratch_[static_cast<size_t>(th)].as<float>();
+    float* inv_sum = scores + kAttnQueryBlock * (max_keys + kPanelWidth);
+    for (;;) {
+      const int64_t item = next_item.fetch_add(1, std::memory_order_relaxed);
+      if (item >= total_items) break;
+      const int64_t s = std::upper_bound(seq_item_base_.begin(), seq_item_base_.end(), item) -
+                        seq_item_base_.begin() - 1;
+      const int64_t begin = cu_seqlens[static_cast<size_t>(s)];
+      const int64_t len = cu_seqlens[static_cast<size_t>(s) + 1] - begin;
+      const int64_t local = item - seq_item_base_[static_cast<size_t>(s)];
+      const int64_t n_qblocks = CeilDiv(len, kAttnQueryBlock);
+      const int64_t h = local / n_qblocks, qb = local % n_qblocks;
+      const int64_t g = h / group;
+      const int64_t q0 = qb * kAttnQueryBlock;  // positions within the sequence
+      const int64_t q1 = std::min(len, q0 + kAttnQueryBlock);
+      int64_t k_lo = 0, k_hi = len;
+      if (window >= 0) {
+        k_lo = std::max<int64_t>(0, q0 - window);
+        k_hi = std::min<int64_t>(len, q1 - 1 + window + 1);
+      }
+      k_lo = k_lo / kPanelWidth * kPanelWidth;  // panel-aligned start
+      const int64_t nk = k_hi - k_lo;
+      const int64_t mq = q1 - q0;
+      const float* kt_panels =
+          kt_all + static_cast<size_t>(g * total_panels + seq_panel_base_[static_cast<size_t>(s)] +
+                                       k_lo / kPanelWidth) *
+                       panel_floats;
+      // S [mq x nk] = Q_blk . K^T
+      kt.gemm_f32(mq, nk, head_dim, q + (begin + q0) * q_stride + h * head_dim, q_stride, kt_panels,
+                  kPanelWidth, kPanelWidth * head_dim, scores, nk);
+      for (int64_t i = 0; i < mq; ++i) {
+        const int64_t p = q0 + i;
+        int64_t lo = 0, hi = nk;
+        if (window >= 0) {
+          lo = std::max<int64_t>(k_lo, p - window) - k_lo;
+          hi = std::min<int64_t>(k_hi, p + window + 1) - k_lo;
+        }
+        const float sum = kt.softmax_row(scores + i * nk, nk, lo, hi, scale);
+        inv_sum[i] = 1.0f / sum;
+      }
+      // O [mq x head_dim] = P . V, V rows read in place (16-column panels of a V row).
+      float* o = out + (begin + q0) * q_stride + h * head_dim;
+      kt.gemm_f32(mq, head_dim, nk, scores, nk, v + (begin + k_lo) * kv_stride + g * head_dim,
+                  kv_stride, kPanelWidth, o, q_stride);
+      for (int64_t i = 0; i < mq; ++i) kt.scale(o + i * q_stride, head_dim, inv_sum[i], o + i * q_stride);
+    }
+  };
+  if (total_items == 1 || t * max_keys * head_dim < kMinParallelWork) {
+    work(0);
+  } else {
+    RunOnAll(*pool_, work);
+  }
+  return Status::Ok();
+}
+
+}  // namespace gembed

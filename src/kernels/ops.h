@@ -1,0 +1,187 @@
+// Ops: the multi-threaded operator API the forward pass calls.
+//
+// An Ops object bundles one KernelTable (the ISA level), a ThreadPool and the
+// scratch memory the operators need (quantised activations, attention score
+// tiles). Scratch grows on first use and is then reused, so steady-state calls
+// with the same shapes do not allocate.
+//
+// Threading contract: one caller thread at a time per Ops object (like the
+// ThreadPool it drives); each call blocks until the work is done, and the
+// caller thread computes too. Results never depend on the number of threads:
+// every output element is computed by exactly one thread in a fixed order, so
+// a pool of 1, 2 or 3 threads gives bit-identical outputs.
+//
+// Tensors: activations are fp32, row-major, one row per token; T is the total
+// number of tokens of all packed sequences (TEI-style flat batch), and
+// cu_seqlens = {0, len0, len0+len1, ...} (n_seqs + 1 entries, non-decreasing).
+// Shape mismatches between arguments the caller controls (m, k, n) are
+// programmer errors (GEMBED_DCHECK); anything derived from user input (token
+// ids, sequence lengths, positions) is validated and reported as a Status.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "base/dtype.h"
+#include "base/status.h"
+#include "base/tensor.h"
+#include "base/thread_pool.h"
+#include "kernels/aligned_buffer.h"
+#include "kernels/kernels.h"
+
+namespace gembed {
+
+// How a PackedMatrix stores its weights.
+enum class PackedFormat : int {
+  kF32Panels = 0,  // F32 / F16 / BF16 sources, widened (exactly) to fp32
+  kQ8Panels = 1,   // Q8_0 sources, int8 repacked for VNNI, fp16 block scales kept
+};
+
+// A 2-D weight W [n x k] (GGUF ne0 = k input features, ne1 = n output rows)
+// repacked once at load time into column panels of kPanelWidth (16) output
+// rows; n is padded up to a multiple of 16 with zero rows.
+//
+// kF32Panels: panel p is float[k][16]: element (kk, j) = W[16p + j][kk].
+//   Packed bytes: 4 * 16 * k per panel.
+// kQ8Panels (k % 32 == 0, nb = k/32 blocks per row):
+//   q8_qs: panel p, block b occupy 512 bytes at (p*nb + b)*512, ordered
+//          [g = 0..7][j = 0..15][t = 0..3] -> uint8(W_q[16p+j][32b+4g+t] + 128):
+//          the 4 consecutive k of one output row form one 32-bit lane, the
+//          layout vpdpbusd consumes (16 rows per 512-bit register). The +128
+//          bias turns the weights into the unsigned operand of vpdpbusd, so
+//          the signed activations can be broadcast straight from memory; the
+//          bias is removed exactly through the activation block sums
+//          (dot = sum (w+128) x - 128 sum x).
+//   q8_scales: fp16 block scales, panel p block b row j at (p*nb + b)*16 + j.
+//   34 bytes per 32 weights, as in the GGUF file.
+struct PackedMatrix {
+  PackedFormat format = PackedFormat::kF32Panels;
+  DType source_dtype = DType::kF32;  // dtype of the GGUF tensor this came from
+  int64_t k = 0;                     // input features (GGUF ne0)
+  int64_t n = 0;                     // output features (GGUF ne1)
+  int64_t panels = 0;                // ceil(n / 16)
+  AlignedBuffer data;                // f32 panels, or q8 qs followed by scales
+
+  int64_t blocks() const { return k / kQ8BlockElems; }  // Q8: blocks per row
+  const float* f32_panels() const { return data.as<float>(); }
+  const uint8_t* q8_qs() const { return data.data(); }
+  const uint16_t* q8_scales() const {
+    return reinterpret_cast<const uint16_t*>(data.data() + panels * blocks() * kQ8PanelBlockBytes);
+  }
+  size_t packed_bytes() const;
+};
+
+// Packs a 2-D weight (n_dims == 2, or higher with ne[2] == ne[3] == 1) of
+// dtype F32, F16, BF16 or Q8_0. Independent of the ISA level: any Ops can use
+// the result. Errors: kUnsupported for other dtypes, kInvalidArgument for bad
+// shapes or a byte size that does not match the shape, kResourceExhausted if
+// memory runs out. Runs on the calling thread.
+Result<PackedMatrix> PackMatrix(const TensorView& w);
+
+// One output of MatMulShared: y [m x w->n] = x . w^T.
+struct MatMulOutput {
+  const PackedMatrix* w = nullptr;
+  float* y = nullptr;
+};
+
+class Ops {
+ public:
+  // `table` and `pool` must outlive the Ops.
+  Ops(const KernelTable& table, ThreadPool& pool);
+  Ops(const Ops&) = delete;
+  Ops& operator=(const Ops&) = delete;
+
+  const KernelTable& table() const { return *table_; }
+  ThreadPool& pool() const { return *pool_; }
+  Isa isa() const { return table_->isa; }
+
+  // out [ids.size() x D] = dequant(table row ids[t]) * scale, for a table
+  // TensorView with ne0 = D, ne1 = vocabulary rows (F32, F16, BF16 or Q8_0),
+  // used in place (e.g. from the mmap). Errors: an id outside [0, rows)
+  // (kOutOfRange), an unsupported dtype (kUnsupported), a view whose byte size
+  // does not match its shape (kInvalidArgument).
+  Status EmbeddingLookup(const TensorView& table, std::span<const int32_t> ids, float scale,
+                         float* out);
+
+  // y [m x w.n] = x [m x w.k] . W^T; x and y contiguous rows, no aliasing.
+  // F32 panels: fp32 FMA accumulation. Q8 panels: x is quantised once per call
+  // to Q8_0 blocks (fp32 block scales), int8 dot products with exact int32
+  // block sums, fp32 accumulation of d_w * d_x * dot (llama.cpp's precision).
+  // Threads split the output columns (panels); m = 0 is a no-op.
+  void MatMul(const PackedMatrix& w, const float* x, int64_t m, float* y);
+
+  // Several matrices with the same k applied to the same input (q/k/v,
+  // gate/up): the input is quantised once and all outputs share one parallel
+  // loop. Outputs must not alias x or each other.
+  void MatMulShared(const float* x, int64_t m, std::span<const MatMulOutput> outputs);
+
+  // out [m x d] = RmsNorm(x) * gamma, row-wise (see KernelTable::rmsnorm_row).
+  // In place (out == x) allowed.
+  void RmsNorm(const float* x, int64_t m, int64_t d, const float* gamma, float eps, float* out);
+  // x [m x d] += RmsNorm(y) * gamma (Gemma3's post-attention / post-FFN norm).
+  void RmsNormAdd(const float* y, int64_t m, int64_t d, const float* gamma, float eps, float* x);
+  // Per-head norm in place: x [m x heads x dh], every dh-row normalised with
+  // the same gamma [dh] (q_norm / k_norm).
+  void HeadRmsNorm(float* x, int64_t m, int64_t heads, int64_t dh, const float* gamma, float eps);
+
+  // NeoX rotary embedding in place on x [m x heads x dh] (dh even): for
+  // i < dh/2, theta = positions[t] * base^(-2i/dh),
+  // (a, b) = (x[i], x[i+dh/2]) -> (a cos - b sin, a sin + b cos).
+  // Angles are computed in double; cos/sin tables for positions < 2048 are
+  // cached per (base, dh) inside this Ops. Errors: positions.size() != m or a
+  // negative position (kInvalidArgument).
+  Status RopeNeox(float* x, int64_t m, int64_t heads, int64_t dh,
+                  std::span<const int32_t> positions, float base);
+
+  // Bidirectional multi-head attention with GQA over packed sequences.
+  //   q   [T x n_heads    x head_dim]
+  //   k,v [T x n_kv_heads x head_dim]   (n_heads % n_kv_heads == 0; query head
+  //                                      h uses kv head h / (n_heads/n_kv_heads))
+  //   out [T x n_heads x head_dim]
+  // Token p of a sequence attends to tokens j of the same sequence with
+  // window < 0 (global) or |p - j| <= window (sliding). scores = scale * q.k,
+  // fp32 softmax with max subtraction; key blocks outside the window are
+  // skipped. Threads take (sequence, head, 32-query block) items.
+  // Errors: cu_seqlens empty, not starting at 0, decreasing, or its last entry
+  // != the T the caller passes (kInvalidArgument).
+  Status Attention(const float* q, const float* k, const float* v, int64_t t,
+                   std::span<const int32_t> cu_seqlens, int64_t n_heads, int64_t n_kv_heads,
+                   int64_t head_dim, int64_t window, float scale, float* out);
+
+  // out = gelu_tanh(gate) * up over n elements (see KernelTable::geglu); out may alias gate or up.
+  void GeGlu(const float* gate, const float* up, int64_t n, float* out);
+  // out = a + b (n elements); out may alias a or b.
+  void Add(const float* a, const float* b, int64_t n, float* out);
+  // x *= s (n elements) in place.
+  void Scale(float* x, int64_t n, float s);
+
+  // out [n_seqs x d] = mean over the tokens of each sequence of x [T x d]
+  // (double accumulation). An empty sequence gives a zero row. Errors: as
+  // for Attention's cu_seqlens (T = cu_seqlens.back()).
+  Status MeanPool(const float* x, int64_t d, std::span<const int32_t> cu_seqlens, float* out);
+  // Every row of x [rows x d] scaled to unit L2 norm (double sum); zero rows stay zero.
+  void L2Normalize(float* x, int64_t rows, int64_t d);
+
+ private:
+  struct RopeTable {
+    double base = 0;
+    int64_t dh = 0;
+    std::vector<float> cos, sin;  // [kRopeCachedPositions x dh/2]
+  };
+  const RopeTable& GetRopeTable(float base, int64_t dh);
+  void RunMatMuls(const float* x, int64_t m, std::span<const MatMulOutput> outputs);
+  void QuantizeActivations(const float* x, int64_t m, int64_t k);
+
+  const KernelTable* table_;
+  ThreadPool* pool_;
+  // Quantised activations of the current MatMul: qs [m x k] int8, d and corr [m x k/32].
+  AlignedBuffer act_q8_;
+  // Attention: K^T panels of all sequences, and per-thread score/rope scratch.
+  AlignedBuffer kt_panels_;
+  std::vector<AlignedBuffer> thread_scratch_;
+  std::vector<int64_t> seq_panel_base_, seq_item_base_;
+  std::vector<RopeTable> rope_tables_;
+};
+
+}  // namespace gembed
