@@ -1,0 +1,193 @@
+#include "tokenizer/special_matcher.h"
+
+#include <algorithm>
+#include <cstddef>
+
+namespace gembed::tokenizer_internal {
+
+void SpecialMatcher::Build(const std::vector<std::pair<std::string_view, int32_t>>& tokens) {
+  // Build a pointer-free trie with per-node child lists first, then flatten
+  // the lists into sorted edge arrays.
+  std::vector<std::vector<std::pair<uint8_t, uint32_t>>> children(1);
+  std::vector<int32_t> terminal(1, -1);
+  n_tokens_ = 0;
+  for (const auto& [text, id] : tokens) {
+    if (text.empty()) continue;
+    uint32_t node = 0;
+    for (const char ch : text) {
+      const uint8_t b = static_cast<uint8_t>(ch);
+      uint32_t next = 0;
+      for (const auto& [eb, child] : children[node]) {
+        if (eb == b) {
+          next = child;
+          break;
+        }
+      }
+      if (next == 0) {
+        next = static_cast<uint32_t>(children.size());
+        children[node].emplace_back(b, next);
+        children.emplace_back();
+        terminal.push_back(-1);
+      }
+      node = next;
+    }
+    // Keep the lowest id if two tokens share a text (Vocab validation rejects that anyway).
+    if (terminal[node] < 0 || id < terminal[node]) terminal[node] = id;
+    ++n_tokens_;
+  }
+
+  nodes_.assign(children.size(), Node{});
+  edge_bytes_.clear();
+  edge_children_.clear();
+  std::fill(std::begin(root_children_), std::end(root_children_), 0u);
+  std::fill(std::begin(first_byte_), std::end(first_byte_), false);
+  for (size_t n = 0; n < children.size(); ++n) {
+    auto& list = children[n];
+    std::sort(list.begin(), list.end());
+    nodes_[n].first_edge = static_cast<uint32_t>(edge_bytes_.size());
+    nodes_[n].n_edges = static_cast<uint32_t>(list.size());
+    nodes_[n].token = terminal[n];
+    for (const auto& [b, child] : list) {
+      edge_bytes_.push_back(b);
+      edge_children_.push_back(child);
+      if (n == 0) {
+        root_children_[b] = child;
+        first_byte_[b] = true;
+      }
+    }
+  }
+}
+
+uint32_t SpecialMatcher::Child(uint32_t node, uint8_t b) const {
+  const Node& nd = nodes_[node];
+  const uint8_t* first = edge_bytes_.data() + nd.first_edge;
+  const uint8_t* last = first + nd.n_edges;
+  if (nd.n_edges <= 8) {
+    for (const uint8_t* p = first; p != last; ++p) {
+      if (*p == b) return edge_children_[p - edge_bytes_.data()];
+    }
+    return 0;
+  }
+  const uint8_t* p = std::lower_bound(first, last, b);
+  if (p == last || *p != b) return 0;
+  return edge_children_[p - edge_bytes_.data()];
+}
+
+size_t SpecialMatcher::NextCandidate(std::string_view text, size_t pos) const {
+  const auto* p = reinterpret_cast<const uint8_t*>(text.data());
+  const size_t n = text.size();
+  while (pos < n && !first_byte_[p[pos]]) ++pos;
+  return pos;
+}
+
+void SpecialMatcher::SplitLeftmostLongest(std::string_view text, std::vector<Segment>* out) const {
+  out->clear();
+  const auto* p = reinterpret_cast<const uint8_t*>(text.data());
+  const size_t n = text.size();
+  size_t raw_begin = 0;
+  size_t pos = 0;
+  if (n_tokens_ > 0) {
+    while ((pos = NextCandidate(text, pos)) < n) {
+      // Walk the trie from pos; remember the longest token passed.
+      uint32_t node = root_children_[p[pos]];
+      size_t i = pos + 1;
+      size_t best_len = 0;
+      int32_t best_token = -1;
+      while (node != 0) {
+        if (nodes_[node].token >= 0) {
+          best_len = i - pos;
+          best_token = nodes_[node].token;
+        }
+        if (i == n) break;
+        node = Child(node, p[i]);
+        ++i;
+      }
+      if (best_token < 0) {
+        ++pos;
+        continue;
+      }
+      if (pos > raw_begin) out->push_back(Segment{raw_begin, pos, -1});
+      out->push_back(Segment{pos, pos + best_len, best_token});
+      pos += best_len;
+      raw_begin = pos;
+    }
+  }
+  if (raw_begin < n) out->push_back(Segment{raw_begin, n, -1});
+}
+
+void SpecialMatcher::SplitLongestFirst(std::string_view text, std::vector<Segment>* out,
+                                       std::vector<Match>* matches, std::vector<uint8_t>* taken) const {
+  out->clear();
+  matches->clear();
+  const auto* p = reinterpret_cast<const uint8_t*>(text.data());
+  const size_t n = text.size();
+  if (n_tokens_ > 0) {
+    // Every occurrence of every token, ordered by start, then by length.
+    size_t pos = 0;
+    while ((pos = NextCandidate(text, pos)) < n) {
+      uint32_t node = root_children_[p[pos]];
+      size_t i = pos + 1;
+      while (node != 0) {
+        if (nodes_[node].token >= 0) {
+          matches->push_back(Match{static_cast<uint32_t>(i - pos), nodes_[node].token, pos});
+        }
+        if (i == n) break;
+        node = Child(node, p[i]);
+        ++i;
+      }
+      ++pos;
+    }
+  }
+  if (matches->empty()) {
+    if (n > 0) out->push_back(Segment{0, n, -1});
+    return;
+  }
+
+  // If no two occurrences overlap, every one of them is cut out whatever the
+  // order; otherwise replay llama.cpp's order: longest token first (ties:
+  // lower id), leftmost occurrence first, skipping text already claimed.
+  bool overlap = false;
+  size_t max_end = 0;
+  for (const Match& m : *matches) {
+    if (m.begin < max_end) {
+      overlap = true;
+      break;
+    }
+    max_end = std::max(max_end, m.begin + m.len);
+  }
+  if (overlap) {
+    std::sort(matches->begin(), matches->end(), [](const Match& a, const Match& b) {
+      if (a.len != b.len) return a.len > b.len;
+      if (a.token != b.token) return a.token < b.token;
+      return a.begin < b.begin;
+    });
+    taken->assign(n, 0);
+    size_t kept = 0;
+    for (size_t k = 0; k < matches->size(); ++k) {
+      const Match m = (*matches)[k];
+      bool free = true;
+      for (size_t j = m.begin; j < m.begin + m.len; ++j) {
+        if ((*taken)[j]) {
+          free = false;
+          break;
+        }
+      }
+      if (!free) continue;
+      std::fill(taken->begin() + static_cast<std::ptrdiff_t>(m.begin),
+                taken->begin() + static_cast<std::ptrdiff_t>(m.begin + m.len), uint8_t{1});
+      (*matches)[kept++] = m;
+    }
+    matches->resize(kept);
+    std::sort(matches->begin(), matches->end(), [](const Match& a, const Match& b) { return a.begin < b.begin; });
+  }
+
+  size_t raw_begin = 0;
+  for (const Match& m : *matches) {
+    if (m.begin > raw_begin) out->push_back(Segment{raw_begin, m.begin, -1});
+    out->push_back(Segment{m.begin, m.begin + m.len, m.token});
+    raw_begin = m.begin + m.len;
+  }
+  if (raw_begin < n) out->push_back(Segment{raw_begin, n, -1});
+}
+
+}  // namespace gembed::tokenizer_internal
