@@ -1,0 +1,80 @@
+// Engine: the one object the CLI, the C API and the server call to turn
+// texts into embeddings. It owns the mapped GGUF file, the config, the weight
+// views, the tokenizer, the thread pool / kernel table and the forward pass.
+//
+// Threading contract: Embed / EmbedTokens may be called from any number of
+// threads; tokenisation runs on the calling thread and forward passes are
+// serialised by an internal mutex (one compute thread drives the pool at a
+// time). Everything returned is owned by the caller.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "model/config.h"
+
+namespace gembed {
+
+struct EngineOptions {
+  int threads = 0;  // compute threads; <= 0: hardware concurrency
+  // Token budget of one forward pass: texts are packed until the next one
+  // would exceed it (a single text may use up to the context length).
+  int max_batch_tokens = 4096;
+  // Kernel level ("generic", "avx2", "avx512", ...); empty: the best the CPU
+  // supports (or the GEMBED_ISA environment override).
+  std::string isa;
+};
+
+struct EmbedOptions {
+  std::string prompt;  // prepended to every text before tokenisation ("" = none)
+  int dim = 0;         // Matryoshka output dim; 0 = the model's full dim
+  bool truncate = true;  // false: a text longer than the context is kInvalidArgument
+  // Called after each forward pass with (texts done, texts total).
+  std::function<void(size_t, size_t)> progress;
+};
+
+class Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> Open(const std::string& gguf_path, const EngineOptions& options = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // One unit-length vector of options.dim (or the full dim) per text, in input
+  // order. Errors: kInvalidArgument for a bad dim or (with truncate = false) a
+  // text longer than the context; nothing is returned partially.
+  Result<std::vector<std::vector<float>>> Embed(const std::vector<std::string>& texts,
+                                                const EmbedOptions& options = {});
+
+  // The tokens Embed runs for one text: [BOS] prompt+text [EOS], truncated to
+  // the context length keeping BOS and EOS. `truncated` (optional) reports
+  // whether tokens were dropped.
+  Result<std::vector<int32_t>> Tokenize(const std::string& text, const EmbedOptions& options,
+                                        bool* truncated = nullptr) const;
+
+  // Embeds already-tokenised sequences (each 1..context_length ids < n_vocab).
+  Result<std::vector<std::vector<float>>> EmbedTokens(const std::vector<std::vector<int32_t>>& sequences,
+                                                      int dim = 0,
+                                                      const std::function<void(size_t, size_t)>& progress = {});
+
+  const ModelConfig& config() const;
+  int output_dim() const;
+  // Matryoshka dims this model offers: {n_embd, 512, 256, 128} that are <= n_embd.
+  std::vector<int> SupportedDims() const;
+  std::string isa() const;  // the kernel level in use
+
+ private:
+  struct Impl;
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Truncates a unit vector to its first `dim` components and re-normalises
+// (double-precision sum; a zero prefix stays zero).
+std::vector<float> TruncateAndNormalize(const std::vector<float>& v, int dim);
+
+}  // namespace gembed
