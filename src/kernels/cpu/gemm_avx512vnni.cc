@@ -1,0 +1,187 @@
+// AVX-512 (F/BW/VL/DQ + VNNI) GEMM kernels: Q8_0 x Q8_0 with vpdpbusd, and
+// fp32 with FMA. Built with -mavx512* flags (see cmake/GembedCompile.cmake);
+// only called after dispatch confirmed CPU and OS support.
+//
+// Everything except the table entries has internal linkage (anonymous
+// namespace), so no code compiled here can be picked by the linker for a
+// baseline caller.
+// GCC 12's AVX-512 headers (reduce / extract helpers built on _mm512_undefined_*)
+// trip -W(maybe-)uninitialized; the values are fully defined.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/isa_kernels.h"
+
+namespace gembed::avx512vnni {
+namespace {
+
+constexpr int64_t kPanel = 16;             // output columns per panel (one zmm)
+constexpr int64_t kQ8PanelBytes = 512;     // int8 bytes per (panel, block)
+// Rows of the activation kept hot while a thread walks its panel range: the
+// chunk (<= 64 x k) stays in L2 while each 32-column weight strip (32 x k
+// bytes) is reused from L1 by every 4-row tile of the chunk.
+constexpr int64_t kRowChunk = 64;
+
+inline int32_t Load32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+inline __mmask16 TailMask(int64_t cols) {
+  return cols >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << cols) - 1u);
+}
+
+// ---- Q8 ---------------------------------------------------------------------
+// One MR x (NR*16) output tile over all nb blocks.
+// Per block: int32 accumulators start at the activation's -128*sum(x) (which
+// cancels the +128 weight bias), 8 vpdpbusd steps of 4 k each (weights u8 in
+// a register, 4 activation bytes broadcast from memory), then
+// acc = fma(float(dot) * d_w, d_x, acc): the same operation order as the
+// scalar reference, hence bit-identical results.
+template <int MR, int NR>
+inline void Q8Tile(int64_t nb, const int8_t* xq, const float* xd, const int32_t* xc,
+                   const uint8_t* wq, const uint16_t* wd, float* y, int64_t ldy, int64_t ncols) {
+  const int64_t kx = nb * 32;
+  const int64_t wq_ps = nb * kQ8PanelBytes;
+  const int64_t wd_ps = nb * kPanel;
+  __m512 acc[MR][NR];
+  for (int m = 0; m < MR; ++m)
+    for (int n = 0; n < NR; ++n) acc[m][n] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i ia[MR][NR];
+    for (int m = 0; m < MR; ++m) {
+      const __m512i c = _mm512_set1_epi32(xc[m * nb + b]);
+      for (int n = 0; n < NR; ++n) ia[m][n] = c;
+    }
+    const uint8_t* wb = wq + b * kQ8PanelBytes;
+    const int8_t* xb = xq + b * 32;
+    for (int g = 0; g < 8; ++g) {
+      __m512i w[NR];
+      for (int n = 0; n < NR; ++n)
+        w[n] = _mm512_load_si512(reinterpret_cast<const void*>(wb + n * wq_ps + g * 64));
+      for (int m = 0; m < MR; ++m) {
+        const __m512i xv = _mm512_set1_epi32(Load32(xb + m * kx + g * 4));
+        for (int n = 0; n < NR; ++n) ia[m][n] = _mm512_dpbusd_epi32(ia[m][n], w[n], xv);
+      }
+    }
+    __m512 dw[NR];
+    for (int n = 0; n < NR; ++n)
+      dw[n] = _mm512_cvtph_ps(
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(wd + n * wd_ps + b * kPanel)));
+    for (int m = 0; m < MR; ++m) {
+      const __m512 dx = _mm512_set1_ps(xd[m * nb + b]);
+      for (int n = 0; n < NR; ++n)
+        acc[m][n] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(ia[m][n]), dw[n]), dx,
+                                    acc[m][n]);
+    }
+  }
+  for (int n = 0; n < NR; ++n) {
+    const int64_t cols = ncols - n * kPanel;
+    if (cols <= 0) break;
+    const __mmask16 mask = TailMask(cols);
+    for (int m = 0; m < MR; ++m) _mm512_mask_storeu_ps(y + m * ldy + n * kPanel, mask, acc[m][n]);
+  }
+}
+
+template <int NR>
+inline void Q8Rows(int64_t mr, int64_t nb, const int8_t* xq, const float* xd, const int32_t* xc,
+                   const uint8_t* wq, const uint16_t* wd, float* y, int64_t ldy, int64_t ncols) {
+  switch (mr) {
+    case 4: Q8Tile<4, NR>(nb, xq, xd, xc, wq, wd, y, ldy, ncols); break;
+    case 3: Q8Tile<3, NR>(nb, xq, xd, xc, wq, wd, y, ldy, ncols); break;
+    case 2: Q8Tile<2, NR>(nb, xq, xd, xc, wq, wd, y, ldy, ncols); break;
+    default: Q8Tile<1, NR>(nb, xq, xd, xc, wq, wd, y, ldy, ncols); break;
+  }
+}
+
+// ---- fp32 -------------------------------------------------------------------
+// One MR x (NR*16) tile: per k, NR panel rows loaded (masked past n), MR
+// broadcasts of A, MR*NR FMAs. Each output is one sequential FMA chain over k.
+template <int MR, int NR>
+inline void F32Tile(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+                    int64_t bps, float* c, int64_t ldc, int64_t ncols) {
+  __m512 acc[MR][NR];
+  __mmask16 mask[NR];
+  for (int n = 0; n < NR; ++n) {
+    const int64_t cols = ncols - n * kPanel;
+    mask[n] = cols <= 0 ? static_cast<__mmask16>(0) : TailMask(cols);
+    for (int m = 0; m < MR; ++m) acc[m][n] = _mm512_setzero_ps();
+  }
+  for (int64_t kk = 0; kk < k; ++kk) {
+    __m512 bv[NR];
+    for (int n = 0; n < NR; ++n) bv[n] = _mm512_maskz_loadu_ps(mask[n], b + n * bps + kk * ldb);
+    for (int m = 0; m < MR; ++m) {
+      const __m512 av = _mm512_set1_ps(a[m * lda + kk]);
+      for (int n = 0; n < NR; ++n) acc[m][n] = _mm512_fmadd_ps(av, bv[n], acc[m][n]);
+    }
+  }
+  for (int n = 0; n < NR; ++n)
+    for (int m = 0; m < MR; ++m) _mm512_mask_storeu_ps(c + m * ldc + n * kPanel, mask[n], acc[m][n]);
+}
+
+template <int NR>
+inline void F32Rows(int64_t mr, int64_t k, const float* a, int64_t lda, const float* b,
+                    int64_t ldb, int64_t bps, float* c, int64_t ldc, int64_t ncols) {
+  switch (mr) {
+    case 8: F32Tile<8, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols); break;
+    case 7: F32Tile<7, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols); break;
+    case 6: F32Tile<6, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols); break;
+    case 5: F32Tile<5, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols); break;
+    case 4: F32Tile<4, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols); break;
+    case 3: F32Tile<3, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols); break;
+    case 2: F32Tile<2, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols); break;
+    default: F32Tile<1, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols); break;
+  }
+}
+
+}  // namespace
+
+void GemmQ8(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd,
+            const int32_t* xcorr, const uint8_t* wq, const uint16_t* wd, float* y, int64_t ldy) {
+  constexpr int64_t kMr = 4;
+  const int64_t kx = nb * 32;
+  const int64_t n_panels = (n + kPanel - 1) / kPanel;
+  for (int64_t m0 = 0; m0 < m; m0 += kRowChunk) {
+    const int64_t m1 = m0 + kRowChunk < m ? m0 + kRowChunk : m;
+    for (int64_t p = 0; p < n_panels; p += 2) {
+      const uint8_t* wqp = wq + p * nb * kQ8PanelBytes;
+      const uint16_t* wdp = wd + p * nb * kPanel;
+      const int64_t ncols = n - p * kPanel;
+      for (int64_t i = m0; i < m1; i += kMr) {
+        const int64_t mr = m1 - i < kMr ? m1 - i : kMr;
+        if (p + 1 < n_panels) {
+          Q8Rows<2>(mr, nb, xq + i * kx, xd + i * nb, xcorr + i * nb, wqp, wdp, y + i * ldy + p * kPanel, ldy, ncols);
+        } else {
+          Q8Rows<1>(mr, nb, xq + i * kx, xd + i * nb, xcorr + i * nb, wqp, wdp, y + i * ldy + p * kPanel, ldy, ncols);
+        }
+      }
+    }
+  }
+}
+
+void GemmF32(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+             int64_t ldb, int64_t bps, float* c, int64_t ldc) {
+  constexpr int64_t kMr = 8;
+  const int64_t n_panels = (n + kPanel - 1) / kPanel;
+  for (int64_t m0 = 0; m0 < m; m0 += kRowChunk) {
+    const int64_t m1 = m0 + kRowChunk < m ? m0 + kRowChunk : m;
+    for (int64_t p = 0; p < n_panels; p += 2) {
+      const int64_t ncols = n - p * kPanel;
+      for (int64_t i = m0; i < m1; i += kMr) {
+        const int64_t mr = m1 - i < kMr ? m1 - i : kMr;
+        if (p + 1 < n_panels) {
+          F32Rows<2>(mr, k, a + i * lda, lda, b + p * bps, ldb, bps, c + i * ldc + p * kPanel, ldc, ncols);
+        } else {
+          F32Rows<1>(mr, k, a + i * lda, lda, b + p * bps, ldb, bps, c + i * ldc + p * kPanel, ldc, ncols);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace gembed::avx512vnni
