@@ -1,0 +1,219 @@
+"""Token-id parity of `gembed tokenize` with Hugging Face `tokenizers` on the real Gemma3 tokenizer.
+
+Reference: `tokenizers.Tokenizer.from_file(tokenizer.json)` (the library, not our code).
+Corpus: scripts/gen_tokenizer_corpus.py, seeded, generated at test time (6,000 strings).
+
+Two paths are checked:
+
+* tokenizer.json path (`--tokenizer`): HF's own algorithm. Every string must give
+  exactly HF's ids, with and without special tokens, and decode like HF.
+
+* GGUF path (`--model`): a vocabulary GGUF written by `gembed tokenize
+  --write-gguf-vocab` (the keys llama.cpp's converter writes, checked below with
+  the independent `gguf` package), tokenised with llama.cpp's SPM algorithm.
+  It must match HF on every string except two documented classes that cannot match:
+
+  1. Literal U+2581 ("▁") in the text. HF matches the added tokens "▁▁", "▁▁▁", ...
+     (ids 138-167, normalized: false) against the *raw* text, and its BPE merges
+     "▁" runs; the GGUF stores those tokens with ASCII spaces (the converter's
+     "pre-normalize user-defined spaces"), so llama.cpp never produces them from a
+     literal "▁▁" and emits "▁" + "▁word" etc. instead.
+  2. The text "<image_soft_token>". HF has it as added token 262144, beyond the
+     262,144-row model vocabulary; the converter drops ids >= vocab_size, so the
+     GGUF tokenises that text as ordinary characters. (An engine fed HF's id would
+     index past the embedding table.)
+
+  The test prints every differing string with its class and fails on any
+  difference that is in neither class.
+"""
+from __future__ import annotations
+
+import collections
+import json
+
+import pytest
+
+import tok_helpers as th
+
+tokenizers = pytest.importorskip("tokenizers")
+gguf = pytest.importorskip("gguf")
+
+SEED = 20250917
+COUNT = 6000
+IMAGE_SOFT_TOKEN = "<image_soft_token>"
+
+
+def mismatch_class(text: str) -> str | None:
+    if "\u2581" in text:
+        return "literal U+2581"
+    if IMAGE_SOFT_TOKEN in text:
+        return "<image_soft_token> (id 262144 not in the GGUF)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    mod = th.load_corpus_module()
+    pairs = mod.generate(SEED, COUNT)
+    assert len(pairs) == COUNT
+    # Deterministic: a second run gives the same corpus.
+    assert mod.generate(SEED, COUNT) == pairs
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def hf(tokenizer_dir):
+    return tokenizers.Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+
+
+@pytest.fixture(scope="module")
+def json_args(tokenizer_dir):
+    return ["--tokenizer", str(tokenizer_dir / "tokenizer.json")]
+
+
+@pytest.fixture(scope="module")
+def gguf_vocab(gembed, json_args, tmp_path_factory):
+    path = tmp_path_factory.mktemp("tok") / "vocab.gguf"
+    th.run_gembed(gembed, ["tokenize", *json_args, "--write-gguf-vocab", str(path)], b"")
+    return path
+
+
+def hf_ids(hf, texts, add_special):
+    return [e.ids for e in hf.encode_batch(texts, add_special_tokens=add_special)]
+
+
+def test_corpus_covers_required_classes(corpus):
+    cats = collections.Counter(c for c, _ in corpus)
+    for c in ["english", "scripts", "emoji", "combining", "fullwidth", "code", "html", "whitespace", "specials",
+              "controls", "unicode_spaces", "long_word", "long_text", "random_unicode", "literal_u2581"]:
+        assert cats[c] > 0, c
+    texts = [t for _, t in corpus]
+    assert max(len(t) for t in texts) >= 5000
+    assert all(len(t) <= 10000 for t in texts)
+    assert sum("\u2581" in t for t in texts) > 0
+    assert any("<start_of_turn>" in t for t in texts)
+
+
+def test_json_path_matches_hf_exactly(gembed, json_args, hf, corpus, capsys):
+    texts = [t for _, t in corpus]
+    for add_special in (False, True):
+        ours = th.encode(gembed, json_args, texts, add_special=add_special)
+        ref = hf_ids(hf, texts, add_special)
+        bad = [(c, t, r, o) for (c, t), r, o in zip(corpus, ref, ours) if r != o]
+        if bad:
+            lines = [f"{c}: {th.describe(t)}\n  hf   {r[:30]}\n  ours {o[:30]}" for c, t, r, o in bad[:20]]
+            pytest.fail(f"{len(bad)}/{len(texts)} differ (add_special={add_special}):\n" + "\n".join(lines))
+    with capsys.disabled():
+        print(f"\n[tokenizer parity] tokenizer.json path: {len(texts)}/{len(texts)} identical to HF "
+              f"(with and without special tokens)")
+
+
+def test_json_path_special_tokens(gembed, json_args, hf):
+    # Gemma3's tokenizer.json: post-processor adds <bos> only.
+    ours = th.encode(gembed, json_args, ["", "x"], add_special=True)
+    assert ours[0] == [2] == hf.encode("").ids
+    assert ours[1][0] == 2 and ours[1][-1] != 1
+
+
+def test_json_path_decode_matches_hf(gembed, json_args, hf, corpus):
+    texts = [t for _, t in corpus]
+    ids = hf_ids(hf, texts, add_special=True)
+    ours = th.decode(gembed, json_args, ids)
+    ref = hf.decode_batch(ids, skip_special_tokens=False)
+    bad = [(t, r, o) for t, r, o in zip(texts, ref, ours) if r != o]
+    assert not bad, f"{len(bad)} decodes differ, first: {bad[0]!r}"
+    # Round trip: HF's decoder turns U+2581 into ' ', so only texts without it come back unchanged.
+    ours_plain = th.decode(gembed, json_args, hf_ids(hf, texts, add_special=False))
+    for t, o in zip(texts, ours_plain):
+        if "\u2581" not in t:
+            assert o == t
+
+
+def test_gguf_vocab_keys_as_converter_writes(gguf_vocab):
+    # Read back with gguf-py (llama.cpp's own Python package), not with our reader.
+    r = gguf.GGUFReader(str(gguf_vocab))
+    f = r.fields
+
+    def val(key):
+        return f[key].contents()
+
+    assert val("general.architecture") == "gemma-embedding"
+    assert val("tokenizer.ggml.model") == "llama"
+    assert val("tokenizer.ggml.pre") == "default"
+    tokens = val("tokenizer.ggml.tokens")
+    types = val("tokenizer.ggml.token_type")
+    scores = val("tokenizer.ggml.scores")
+    assert len(tokens) == len(types) == len(scores) == 262144
+    counts = collections.Counter(types)
+    assert counts[3] == 6251 and counts[4] == 163 and counts[6] == 256
+    assert counts[1] == 262144 - 6251 - 163 - 256
+    assert f["tokenizer.ggml.token_type"].types[-1] == gguf.GGUFValueType.INT32
+    assert f["tokenizer.ggml.scores"].types[-1] == gguf.GGUFValueType.FLOAT32
+    for key, want in [("bos_token_id", 2), ("eos_token_id", 1), ("unknown_token_id", 3), ("padding_token_id", 0)]:
+        assert f["tokenizer.ggml." + key].types[0] == gguf.GGUFValueType.UINT32
+        assert val("tokenizer.ggml." + key) == want
+    assert val("tokenizer.ggml.add_bos_token") is True
+    assert val("tokenizer.ggml.add_eos_token") is True
+    assert val("tokenizer.ggml.add_sep_token") is False
+    assert val("tokenizer.ggml.add_space_prefix") is False
+    # MODEL-SPEC §6.2 layout.
+    assert tokens[:4] == ["<pad>", "<eos>", "<bos>", "<unk>"] and all(types[i] == 3 for i in range(5))
+    assert tokens[5] == "[multimodal]" and types[5] == 4
+    assert tokens[105:107] == ["<start_of_turn>", "<end_of_turn>"] and types[105] == types[106] == 3
+    assert tokens[107] == "\n" and tokens[137] == "\n" * 31 and all(types[i] == 4 for i in range(107, 138))
+    assert tokens[138] == "  " and tokens[167] == " " * 31 and all(types[i] == 4 for i in range(138, 168))
+    assert tokens[212] == "</s>" and types[212] == 4
+    assert tokens[238] == "<0x00>" and tokens[493] == "<0xFF>" and all(types[i] == 6 for i in range(238, 494))
+    assert all(scores[i] == 0 for i in range(238, 494))
+    assert scores[494] == 0 and scores[495] == -1 and scores[236742] == -(236742 - 494)
+    assert all(scores[i] == -1000 for i in range(0, 238))
+    assert tokens[255968] == "\t" and types[255968] == 4
+    assert tokens[255999] == "<start_of_image>" and types[255999] == 3
+    assert tokens[262143] == "<unused6241>" and types[262143] == 3
+    assert not any("\u2581" in tokens[i] for i in range(len(tokens)) if types[i] == 4)
+
+
+def test_gguf_path_matches_hf_except_documented(gembed, gguf_vocab, hf, corpus, capsys):
+    texts = [t for _, t in corpus]
+    ours = th.encode(gembed, ["--model", str(gguf_vocab)], texts)
+    ref = hf_ids(hf, texts, add_special=False)
+    explained = collections.Counter()
+    report = []
+    unexplained = []
+    for (cat, t), r, o in zip(corpus, ref, ours):
+        if r == o:
+            continue
+        cls = mismatch_class(t)
+        if cls is None:
+            unexplained.append(f"{cat}: {th.describe(t)}\n  hf   {r[:30]}\n  gguf {o[:30]}")
+        else:
+            explained[cls] += 1
+            report.append(f"  [{cls}] {th.describe(t, 90)}")
+    n_marker = sum("\u2581" in t for t in texts)
+    with capsys.disabled():
+        print(f"\n[tokenizer parity] GGUF path: {len(texts) - sum(explained.values()) - len(unexplained)}"
+              f"/{len(texts)} identical to HF; documented differences: {dict(explained)} "
+              f"({n_marker} strings contain U+2581)")
+        for line in report[:15]:
+            print(line)
+        if len(report) > 15:
+            print(f"  ... and {len(report) - 15} more of the same classes")
+    assert not unexplained, f"{len(unexplained)} unexplained differences:\n" + "\n".join(unexplained[:20])
+
+
+def test_gguf_path_add_special_and_round_trip(gembed, gguf_vocab, hf, corpus):
+    texts = [t for _, t in corpus if mismatch_class(t) is None]
+    args = ["--model", str(gguf_vocab)]
+    with_special = th.encode(gembed, args, texts, add_special=True)
+    ref = hf_ids(hf, texts, add_special=False)
+    # EmbeddingGemma GGUF: add_bos and add_eos are both true.
+    for r, o in zip(ref, with_special):
+        assert o == [2] + r + [1]
+    assert th.encode(gembed, args, [""], add_special=True) == [[2, 1]]
+    assert th.encode(gembed, args, [""], add_special=False) == [[]]
+    # Decode gives the text back (special tokens as their text), as HF does.
+    plain = [o[1:-1] for o in with_special]
+    decoded = th.decode(gembed, args, plain)
+    assert decoded == texts
+    assert th.decode(gembed, args, with_special[:50]) == hf.decode_batch(
+        [[2] + r + [1] for r in ref[:50]], skip_special_tokens=False)
