@@ -42,21 +42,27 @@ inline void Q8Tile(int64_t nb, const int8_t* xq, const float* xd, const uint8_t*
   const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[MR][2];
+  #pragma GCC unroll 8
   for (int m = 0; m < MR; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     __m256i ia[MR][2];
+    #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) ia[m][0] = ia[m][1] = _mm256_setzero_si256();
     const uint8_t* wb = wq + b * kQ8PanelBytes;
     const int8_t* xb = xq + b * 32;
+    #pragma GCC unroll 8
     for (int g = 0; g < 8; ++g) {
       __m256i ws[2], wa[2];
+      #pragma GCC unroll 8
       for (int h = 0; h < 2; ++h) {
         ws[h] = _mm256_xor_si256(
             _mm256_load_si256(reinterpret_cast<const __m256i*>(wb + g * 64 + h * 32)), bias);
         wa[h] = _mm256_abs_epi8(ws[h]);  // |-128| = 0x80 = 128 read as unsigned
       }
+      #pragma GCC unroll 8
       for (int m = 0; m < MR; ++m) {
         const __m256i xv = _mm256_set1_epi32(Load32(xb + m * kx + g * 4));
+        #pragma GCC unroll 8
         for (int h = 0; h < 2; ++h) {
           const __m256i sx = _mm256_sign_epi8(xv, ws[h]);
           const __m256i p16 = _mm256_maddubs_epi16(wa[h], sx);
@@ -66,15 +72,18 @@ inline void Q8Tile(int64_t nb, const int8_t* xq, const float* xd, const uint8_t*
     }
     const __m256 dw0 = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(wd + b * kPanel)));
     const __m256 dw1 = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(wd + b * kPanel + 8)));
+    #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
       const __m256 dx = _mm256_set1_ps(xd[m * nb + b]);
       acc[m][0] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(ia[m][0]), dw0), dx, acc[m][0]);
       acc[m][1] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(ia[m][1]), dw1), dx, acc[m][1]);
     }
   }
+  #pragma GCC unroll 8
   for (int h = 0; h < 2; ++h) {
     const int64_t cols = ncols - h * 8;
     if (cols <= 0) break;
+    #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
       if (cols >= 8) {
         _mm256_storeu_ps(y + m * ldy + h * 8, acc[m][h]);
@@ -90,16 +99,19 @@ template <int MR>
 inline void F32Tile(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
                     float* c, int64_t ldc, int64_t ncols) {
   __m256 acc[MR][2];
+  #pragma GCC unroll 8
   for (int m = 0; m < MR; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
   if (ncols >= 16) {
     for (int64_t kk = 0; kk < k; ++kk) {
       const __m256 b0 = _mm256_loadu_ps(b + kk * ldb), b1 = _mm256_loadu_ps(b + kk * ldb + 8);
+      #pragma GCC unroll 8
       for (int m = 0; m < MR; ++m) {
         const __m256 av = _mm256_broadcast_ss(a + m * lda + kk);
         acc[m][0] = _mm256_fmadd_ps(av, b0, acc[m][0]);
         acc[m][1] = _mm256_fmadd_ps(av, b1, acc[m][1]);
       }
     }
+    #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
       _mm256_storeu_ps(c + m * ldc, acc[m][0]);
       _mm256_storeu_ps(c + m * ldc + 8, acc[m][1]);
@@ -110,12 +122,14 @@ inline void F32Tile(int64_t k, const float* a, int64_t lda, const float* b, int6
   for (int64_t kk = 0; kk < k; ++kk) {
     const __m256 b0 = _mm256_maskload_ps(b + kk * ldb, m0);
     const __m256 b1 = _mm256_maskload_ps(b + kk * ldb + 8, m1);
+    #pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
       const __m256 av = _mm256_broadcast_ss(a + m * lda + kk);
       acc[m][0] = _mm256_fmadd_ps(av, b0, acc[m][0]);
       acc[m][1] = _mm256_fmadd_ps(av, b1, acc[m][1]);
     }
   }
+  #pragma GCC unroll 8
   for (int m = 0; m < MR; ++m) {
     _mm256_maskstore_ps(c + m * ldc, m0, acc[m][0]);
     _mm256_maskstore_ps(c + m * ldc + 8, m1, acc[m][1]);

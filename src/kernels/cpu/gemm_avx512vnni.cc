@@ -50,21 +50,25 @@ inline void Q8Tile(int64_t nb, const int8_t* xq, const float* xd, const int32_t*
   const int64_t wq_ps = nb * kQ8PanelBytes;
   const int64_t wd_ps = nb * kPanel;
   __m512 acc[MR][NR];
+#pragma GCC unroll 8
   for (int m = 0; m < MR; ++m)
     for (int n = 0; n < NR; ++n) acc[m][n] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     __m512i ia[MR][NR];
+#pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
       const __m512i c = _mm512_set1_epi32(xc[m * nb + b]);
       for (int n = 0; n < NR; ++n) ia[m][n] = c;
     }
     const uint8_t* wb = wq + b * kQ8PanelBytes;
     const int8_t* xb = xq + b * 32;
+#pragma GCC unroll 8
     for (int g = 0; g < 8; ++g) {
       __m512i w[NR];
       for (int n = 0; n < NR; ++n)
         w[n] = _mm512_load_si512(reinterpret_cast<const void*>(wb + n * wq_ps + g * 64));
-      for (int m = 0; m < MR; ++m) {
+  #pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m) {
         const __m512i xv = _mm512_set1_epi32(Load32(xb + m * kx + g * 4));
         for (int n = 0; n < NR; ++n) ia[m][n] = _mm512_dpbusd_epi32(ia[m][n], w[n], xv);
       }
@@ -73,6 +77,7 @@ inline void Q8Tile(int64_t nb, const int8_t* xq, const float* xd, const int32_t*
     for (int n = 0; n < NR; ++n)
       dw[n] = _mm512_cvtph_ps(
           _mm256_load_si256(reinterpret_cast<const __m256i*>(wd + n * wd_ps + b * kPanel)));
+#pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
       const __m512 dx = _mm512_set1_ps(xd[m * nb + b]);
       for (int n = 0; n < NR; ++n)
@@ -107,20 +112,27 @@ inline void F32Tile(int64_t k, const float* a, int64_t lda, const float* b, int6
                     int64_t bps, float* c, int64_t ldc, int64_t ncols) {
   __m512 acc[MR][NR];
   __mmask16 mask[NR];
+#pragma GCC unroll 8
   for (int n = 0; n < NR; ++n) {
     const int64_t cols = ncols - n * kPanel;
     mask[n] = cols <= 0 ? static_cast<__mmask16>(0) : TailMask(cols);
+#pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) acc[m][n] = _mm512_setzero_ps();
   }
   for (int64_t kk = 0; kk < k; ++kk) {
     __m512 bv[NR];
+#pragma GCC unroll 8
     for (int n = 0; n < NR; ++n) bv[n] = _mm512_maskz_loadu_ps(mask[n], b + n * bps + kk * ldb);
+#pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
       const __m512 av = _mm512_set1_ps(a[m * lda + kk]);
+#pragma GCC unroll 8
       for (int n = 0; n < NR; ++n) acc[m][n] = _mm512_fmadd_ps(av, bv[n], acc[m][n]);
     }
   }
+#pragma GCC unroll 8
   for (int n = 0; n < NR; ++n)
+#pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) _mm512_mask_storeu_ps(c + m * ldc + n * kPanel, mask[n], acc[m][n]);
 }
 
@@ -168,6 +180,20 @@ void GemmF32(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const
              int64_t ldb, int64_t bps, float* c, int64_t ldc) {
   constexpr int64_t kMr = 8;
   const int64_t n_panels = (n + kPanel - 1) / kPanel;
+  if (m <= 2) {
+    // Few rows: 4 panels per tile, so there are enough independent FMA
+    // chains (m * 4) to hide the FMA latency.
+    int64_t p = 0;
+    for (; p + 4 <= n_panels; p += 4) {
+      if (m == 2) {
+        F32Tile<2, 4>(k, a, lda, b + p * bps, ldb, bps, c + p * kPanel, ldc, n - p * kPanel);
+      } else {
+        F32Tile<1, 4>(k, a, lda, b + p * bps, ldb, bps, c + p * kPanel, ldc, n - p * kPanel);
+      }
+    }
+    for (; p < n_panels; ++p) F32Rows<1>(m, k, a, lda, b + p * bps, ldb, bps, c + p * kPanel, ldc, n - p * kPanel);
+    return;
+  }
   for (int64_t m0 = 0; m0 < m; m0 += kRowChunk) {
     const int64_t m1 = m0 + kRowChunk < m ? m0 + kRowChunk : m;
     for (int64_t p = 0; p < n_panels; p += 2) {

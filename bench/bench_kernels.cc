@@ -1,0 +1,356 @@
+// Kernel benchmarks: per kernel x ISA level x this model's shapes.
+//
+// Counters: GMAC/s (multiply-adds per second, 1e9) or GB/s, and pct_peak =
+// the share of the machine's peak measured by this suite itself at start-up:
+//   * int8 peak: a loop of independent vpdpbusd zmm (64 int8 MACs each) on
+//     one core (PeakVpdpbusd benchmark reports it too);
+//   * memory read: streaming a 512 MiB buffer (PeakMemoryRead).
+// Q8 GEMM pct_peak is relative to threads x the int8 per-core peak.
+//
+// Usage: bench_kernels [--benchmark_filter=...]; GEMBED_BENCH_THREADS=1,2
+// picks the thread counts (default "1,2").
+#include <benchmark/benchmark.h>
+// GCC 12's AVX-512 reduce helpers trip -W(maybe-)uninitialized (false positive).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/half.h"
+#include "base/thread_pool.h"
+#include "kernels/cpu/dispatch.h"
+#include "kernels/kernels.h"
+#include "kernels/ops.h"
+#include "kernels/reference.h"
+
+namespace gembed {
+namespace {
+
+double g_int8_peak_gmacs = 0;  // per core
+double g_mem_peak_gbs = 0;
+
+// ---- peaks ------------------------------------------------------------------
+
+// 16 independent vpdpbusd chains in registers: enough to cover latency x
+// throughput. `a` and `b` are hidden from the optimiser so nothing folds.
+__attribute__((target("avx512f,avx512bw,avx512vnni"), noinline)) int64_t VpdpbusdLoop(int64_t iters) {
+  __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
+  __asm__ volatile("" : "+v"(a), "+v"(b));  // opaque to the optimiser
+  // Distinct start values, so the compiler cannot merge identical chains.
+  __m512i c0 = _mm512_set1_epi32(0), c1 = _mm512_set1_epi32(1), c2 = _mm512_set1_epi32(2),
+          c3 = _mm512_set1_epi32(3), c4 = _mm512_set1_epi32(4), c5 = _mm512_set1_epi32(5),
+          c6 = _mm512_set1_epi32(6), c7 = _mm512_set1_epi32(7), c8 = _mm512_set1_epi32(8),
+          c9 = _mm512_set1_epi32(9), c10 = _mm512_set1_epi32(10), c11 = _mm512_set1_epi32(11),
+          c12 = _mm512_set1_epi32(12), c13 = _mm512_set1_epi32(13), c14 = _mm512_set1_epi32(14),
+          c15 = _mm512_set1_epi32(15);
+  for (int64_t it = 0; it < iters; ++it) {
+    __asm__ volatile("" : "+v"(a));
+    c0 = _mm512_dpbusd_epi32(c0, a, b);
+    c1 = _mm512_dpbusd_epi32(c1, a, b);
+    c2 = _mm512_dpbusd_epi32(c2, a, b);
+    c3 = _mm512_dpbusd_epi32(c3, a, b);
+    c4 = _mm512_dpbusd_epi32(c4, a, b);
+    c5 = _mm512_dpbusd_epi32(c5, a, b);
+    c6 = _mm512_dpbusd_epi32(c6, a, b);
+    c7 = _mm512_dpbusd_epi32(c7, a, b);
+    c8 = _mm512_dpbusd_epi32(c8, a, b);
+    c9 = _mm512_dpbusd_epi32(c9, a, b);
+    c10 = _mm512_dpbusd_epi32(c10, a, b);
+    c11 = _mm512_dpbusd_epi32(c11, a, b);
+    c12 = _mm512_dpbusd_epi32(c12, a, b);
+    c13 = _mm512_dpbusd_epi32(c13, a, b);
+    c14 = _mm512_dpbusd_epi32(c14, a, b);
+    c15 = _mm512_dpbusd_epi32(c15, a, b);
+  }
+  const __m512i s0 = _mm512_add_epi32(_mm512_add_epi32(c0, c1), _mm512_add_epi32(c2, c3));
+  const __m512i s1 = _mm512_add_epi32(_mm512_add_epi32(c4, c5), _mm512_add_epi32(c6, c7));
+  const __m512i s2 = _mm512_add_epi32(_mm512_add_epi32(c8, c9), _mm512_add_epi32(c10, c11));
+  const __m512i s3 = _mm512_add_epi32(_mm512_add_epi32(c12, c13), _mm512_add_epi32(c14, c15));
+  return _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3)));
+}
+constexpr double kMacsPerVpdpbusdIter = 16.0 * 64.0;
+
+__attribute__((target("avx512f"), noinline)) float ReadLoop(const float* p, size_t n) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i + 64 <= n; i += 64) {
+    a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
+    a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
+    a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
+    a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+constexpr size_t kReadBytes = size_t{512} << 20;
+
+struct ReadBuffer {
+  AlignedBuffer buf{kReadBytes};
+  ReadBuffer() { std::memset(buf.data(), 1, kReadBytes); }
+};
+ReadBuffer& GetReadBuffer() {
+  static ReadBuffer rb;
+  return rb;
+}
+
+void CalibratePeaks() {
+  if (IsaSupported(Isa::kAvx512Vnni)) {
+    // Best of several short runs: other processes on a shared machine only
+    // ever make a run slower.
+    VpdpbusdLoop(1 << 20);  // warm up the clocks
+    for (int r = 0; r < 8; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const int64_t iters = 1 << 21;
+      benchmark::DoNotOptimize(VpdpbusdLoop(iters));
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      g_int8_peak_gmacs = std::max(g_int8_peak_gmacs, iters * kMacsPerVpdpbusdIter / s / 1e9);
+    }
+  }
+  if (IsaSupported(Isa::kAvx512Vnni)) {
+    const float* p = GetReadBuffer().buf.as<float>();
+    benchmark::DoNotOptimize(ReadLoop(p, kReadBytes / 4));
+    for (int r = 0; r < 4; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      benchmark::DoNotOptimize(ReadLoop(p, kReadBytes / 4));
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      g_mem_peak_gbs = std::max(g_mem_peak_gbs, kReadBytes / s / 1e9);
+    }
+  }
+}
+
+void BM_PeakVpdpbusd(benchmark::State& state) {
+  const int64_t iters = 1 << 20;
+  for (auto _ : state) benchmark::DoNotOptimize(VpdpbusdLoop(iters));
+  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * iters * kMacsPerVpdpbusdIter / 1e9,
+                                                benchmark::Counter::kIsRate);
+}
+
+void BM_PeakMemoryRead(benchmark::State& state) {
+  const float* p = GetReadBuffer().buf.as<float>();
+  for (auto _ : state) benchmark::DoNotOptimize(ReadLoop(p, kReadBytes / 4));
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * kReadBytes / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+
+// ---- helpers ----------------------------------------------------------------
+
+std::vector<float> RandomFloats(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// A packed random weight of `dt` [n x k].
+PackedMatrix MakePacked(DType dt, int64_t k, int64_t n, uint64_t seed) {
+  const std::vector<float> f = RandomFloats(static_cast<size_t>(k * n), seed);
+  std::vector<uint8_t> bytes;
+  if (dt == DType::kQ8_0) {
+    std::vector<BlockQ8_0> blocks(f.size() / 32);
+    for (int64_t r = 0; r < n; ++r) reference::QuantizeRowQ8_0(f.data() + r * k, k, blocks.data() + r * (k / 32));
+    bytes.resize(blocks.size() * sizeof(BlockQ8_0));
+    std::memcpy(bytes.data(), blocks.data(), bytes.size());
+  } else {
+    bytes.resize(f.size() * 4);
+    std::memcpy(bytes.data(), f.data(), bytes.size());
+  }
+  TensorView v;
+  v.dtype = dt;
+  v.n_dims = 2;
+  v.ne = {k, n, 1, 1};
+  v.data = bytes.data();
+  v.nbytes = bytes.size();
+  Result<PackedMatrix> pm = PackMatrix(v);
+  if (!pm.ok()) std::abort();
+  return std::move(pm).value();
+}
+
+struct Shape {
+  const char* name;
+  int64_t k, n;
+};
+constexpr Shape kShapes[] = {{"q_o", 768, 768},        {"k_v", 768, 256},
+                             {"gate_up", 768, 1152},   {"down", 1152, 768},
+                             {"dense2", 768, 3072},    {"dense3", 3072, 768}};
+constexpr int64_t kTokens[] = {1, 12, 128, 512, 2048};
+
+void SetGemmCounters(benchmark::State& state, double macs, int threads, bool int8,
+                     double weight_bytes) {
+  state.counters["GMAC/s"] = benchmark::Counter(macs * static_cast<double>(state.iterations()) / 1e9,
+                                                benchmark::Counter::kIsRate);
+  // Weights streamed per call: the relevant limit for small M.
+  state.counters["wGB/s"] = benchmark::Counter(weight_bytes * static_cast<double>(state.iterations()) / 1e9,
+                                               benchmark::Counter::kIsRate);
+  if (int8 && g_int8_peak_gmacs > 0) {
+    // pct_peak: as a rate counter divided by the peak (in %).
+    state.counters["pct_int8_peak"] = benchmark::Counter(
+        macs * static_cast<double>(state.iterations()) / 1e9 / (g_int8_peak_gmacs * threads) * 100.0,
+        benchmark::Counter::kIsRate);
+  }
+  if (g_mem_peak_gbs > 0) {
+    state.counters["pct_mem_peak"] = benchmark::Counter(
+        weight_bytes * static_cast<double>(state.iterations()) / 1e9 / g_mem_peak_gbs * 100.0,
+        benchmark::Counter::kIsRate);
+  }
+}
+
+// ---- benchmarks ---------------------------------------------------------------
+
+void BM_MatMul(benchmark::State& state, Isa isa, DType dt, Shape shape, int64_t m, int threads) {
+  ThreadPool pool(threads);
+  Ops ops(GetKernelTable(isa), pool);
+  const PackedMatrix w = MakePacked(dt, shape.k, shape.n, 1);
+  const std::vector<float> x = RandomFloats(static_cast<size_t>(m * shape.k), 2);
+  std::vector<float> y(static_cast<size_t>(m * shape.n));
+  ops.MatMul(w, x.data(), m, y.data());  // sizes the scratch
+  for (auto _ : state) {
+    ops.MatMul(w, x.data(), m, y.data());
+    benchmark::ClobberMemory();
+  }
+  SetGemmCounters(state, static_cast<double>(m * shape.k * shape.n), threads, dt == DType::kQ8_0,
+                  static_cast<double>(w.packed_bytes()));
+}
+
+// All matrix products of one transformer layer (q/k/v shared, o, gate/up
+// shared, down) at M tokens: 24 of these + the Dense head are the model's GEMMs.
+void BM_LayerMatMuls(benchmark::State& state, Isa isa, int64_t m, int threads) {
+  ThreadPool pool(threads);
+  Ops ops(GetKernelTable(isa), pool);
+  const PackedMatrix wq = MakePacked(DType::kQ8_0, 768, 768, 1), wk = MakePacked(DType::kQ8_0, 768, 256, 2),
+                     wv = MakePacked(DType::kQ8_0, 768, 256, 3), wo = MakePacked(DType::kQ8_0, 768, 768, 4),
+                     wg = MakePacked(DType::kQ8_0, 768, 1152, 5), wu = MakePacked(DType::kQ8_0, 768, 1152, 6),
+                     wd = MakePacked(DType::kQ8_0, 1152, 768, 7);
+  const std::vector<float> x = RandomFloats(static_cast<size_t>(m * 1152), 8);
+  std::vector<float> q(m * 768), k(m * 256), v(m * 256), o(m * 768), g(m * 1152), u(m * 1152), d(m * 768);
+  const MatMulOutput qkv[] = {{&wq, q.data()}, {&wk, k.data()}, {&wv, v.data()}};
+  const MatMulOutput gu[] = {{&wg, g.data()}, {&wu, u.data()}};
+  for (auto _ : state) {
+    ops.MatMulShared(x.data(), m, qkv);
+    ops.MatMul(wo, x.data(), m, o.data());
+    ops.MatMulShared(x.data(), m, gu);
+    ops.MatMul(wd, x.data(), m, d.data());
+    benchmark::ClobberMemory();
+  }
+  const double macs = static_cast<double>(m) * (768.0 * (768 + 256 + 256 + 768 + 2 * 1152) + 1152.0 * 768);
+  const double bytes = static_cast<double>(wq.packed_bytes() + wk.packed_bytes() + wv.packed_bytes() + wo.packed_bytes() +
+                                           wg.packed_bytes() + wu.packed_bytes() + wd.packed_bytes());
+  SetGemmCounters(state, macs, threads, true, bytes);
+}
+
+void BM_Attention(benchmark::State& state, Isa isa, int64_t t, int64_t window, int threads) {
+  ThreadPool pool(threads);
+  Ops ops(GetKernelTable(isa), pool);
+  const int64_t hq = 3, dh = 256;
+  const std::vector<float> q = RandomFloats(static_cast<size_t>(t * hq * dh), 1);
+  const std::vector<float> k = RandomFloats(static_cast<size_t>(t * dh), 2);
+  const std::vector<float> v = RandomFloats(static_cast<size_t>(t * dh), 3);
+  std::vector<float> out(q.size());
+  const std::vector<int32_t> cu = {0, static_cast<int32_t>(t)};
+  for (auto _ : state) {
+    if (!ops.Attention(q.data(), k.data(), v.data(), t, cu, hq, 1, dh, window, 0.0625f, out.data()).ok()) std::abort();
+    benchmark::ClobberMemory();
+  }
+  double pairs = 0;  // (query, key) pairs inside the window
+  for (int64_t i = 0; i < t; ++i) {
+    const int64_t lo = window < 0 ? 0 : std::max<int64_t>(0, i - window);
+    const int64_t hi = window < 0 ? t : std::min<int64_t>(t, i + window + 1);
+    pairs += static_cast<double>(hi - lo);
+  }
+  const double macs = pairs * hq * dh * 2;  // q.k and p.v
+  state.counters["GMAC/s"] = benchmark::Counter(macs * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+}
+
+void BM_RowOp(benchmark::State& state, Isa isa, int op, int64_t m) {
+  ThreadPool pool(1);
+  Ops ops(GetKernelTable(isa), pool);
+  const int64_t d = op == 1 ? 1152 : 768;
+  const std::vector<float> x = RandomFloats(static_cast<size_t>(m * d), 1);
+  const std::vector<float> g = RandomFloats(static_cast<size_t>(m * d), 2);
+  std::vector<float> out(x.size());
+  std::vector<int32_t> pos(static_cast<size_t>(m));
+  for (int64_t i = 0; i < m; ++i) pos[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+  for (auto _ : state) {
+    switch (op) {
+      case 0: ops.RmsNorm(x.data(), m, d, g.data(), 1e-6f, out.data()); break;
+      case 1: ops.GeGlu(x.data(), g.data(), m * d, out.data()); break;
+      case 2: (void)ops.RopeNeox(out.data(), m, 3, 256, pos, 10000.0f); break;
+      default: ops.RmsNormAdd(x.data(), m, d, g.data(), 1e-6f, out.data()); break;
+    }
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(m * d) * 8 * static_cast<double>(state.iterations()) / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+
+std::vector<int> BenchThreads() {
+  const char* env = std::getenv("GEMBED_BENCH_THREADS");
+  std::vector<int> out;
+  std::string s = env ? env : "1,2";
+  size_t pos = 0;
+  while (pos < s.size()) {
+    const size_t comma = s.find(',', pos);
+    out.push_back(std::atoi(s.substr(pos, comma - pos).c_str()));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+void RegisterAll() {
+  if (IsaSupported(Isa::kAvx512Vnni)) {
+    benchmark::RegisterBenchmark("PeakVpdpbusd/1core", BM_PeakVpdpbusd)->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark("PeakMemoryRead/1core", BM_PeakMemoryRead)->Unit(benchmark::kMillisecond);
+  }
+  const std::vector<int> threads = BenchThreads();
+  for (Isa isa : SupportedIsas()) {
+    const std::string in(IsaName(isa));
+    for (int th : threads) {
+      for (const Shape& s : kShapes)
+        for (int64_t m : kTokens) {
+          if (isa == Isa::kGeneric && m > 12) continue;  // the scalar reference is slow
+          benchmark::RegisterBenchmark(("MatMulQ8/" + in + "/" + s.name + "/M" + std::to_string(m) + "/t" + std::to_string(th)).c_str(),
+                                       BM_MatMul, isa, DType::kQ8_0, s, m, th)->Unit(benchmark::kMicrosecond);
+        }
+      for (int64_t m : {1, 128}) {
+        if (isa == Isa::kGeneric && m > 1) continue;
+        benchmark::RegisterBenchmark(("MatMulF32/" + in + "/q_o/M" + std::to_string(m) + "/t" + std::to_string(th)).c_str(),
+                                     BM_MatMul, isa, DType::kF32, kShapes[0], m, th)->Unit(benchmark::kMicrosecond);
+      }
+      for (int64_t m : kTokens) {
+        if (isa == Isa::kGeneric && m > 12) continue;
+        benchmark::RegisterBenchmark(("LayerMatMulsQ8/" + in + "/M" + std::to_string(m) + "/t" + std::to_string(th)).c_str(),
+                                     BM_LayerMatMuls, isa, m, th)->Unit(benchmark::kMicrosecond);
+      }
+      if (isa != Isa::kGeneric) {
+        for (auto [t, w] : std::vector<std::pair<int64_t, int64_t>>{{128, -1}, {512, -1}, {2048, -1}, {2048, 256}})
+          benchmark::RegisterBenchmark(("Attention/" + in + "/T" + std::to_string(t) + "/w" + std::to_string(w) + "/t" + std::to_string(th)).c_str(),
+                                       BM_Attention, isa, t, w, th)->Unit(benchmark::kMicrosecond);
+      }
+    }
+    const char* row_ops[] = {"RmsNorm", "GeGlu", "Rope", "RmsNormAdd"};
+    for (int op = 0; op < 4; ++op)
+      benchmark::RegisterBenchmark((std::string(row_ops[op]) + "/" + in + "/M128").c_str(), BM_RowOp, isa, op, 128)
+          ->Unit(benchmark::kMicrosecond);
+  }
+}
+
+}  // namespace
+}  // namespace gembed
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  gembed::CalibratePeaks();
+  benchmark::AddCustomContext("int8_peak_gmacs_per_core", std::to_string(gembed::g_int8_peak_gmacs));
+  benchmark::AddCustomContext("mem_read_peak_gbs", std::to_string(gembed::g_mem_peak_gbs));
+  gembed::RegisterAll();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
