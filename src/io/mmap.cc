@@ -12,16 +12,16 @@ namespace gembed {
 
 Result<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return IoError("cannot open {}: {}", path, std::strerror(errno));
+  if (fd < 0) return IoError("{}: cannot open: {}", path, std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int e = errno;
     ::close(fd);
-    return IoError("cannot stat {}: {}", path, std::strerror(e));
+    return IoError("{}: cannot stat: {}", path, std::strerror(e));
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return IoError("{} is not a regular file", path);
+    return IoError("{}: not a regular file", path);
   }
   std::unique_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;
@@ -31,7 +31,7 @@ Result<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
     if (p == MAP_FAILED) {
       const int e = errno;
       ::close(fd);
-      return IoError("cannot mmap {}: {}", path, std::strerror(e));
+      return IoError("{}: cannot mmap: {}", path, std::strerror(e));
     }
     f->data_ = static_cast<const uint8_t*>(p);
   }
