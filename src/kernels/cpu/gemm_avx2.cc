@@ -20,6 +20,7 @@ namespace {
 constexpr int64_t kPanel = 16;
 constexpr int64_t kQ8PanelBytes = 512;
 constexpr int64_t kRowChunk = 64;
+constexpr int64_t kF32KBlock = 256;  // fp32 GEMM k-block (see GemmF32)
 
 inline int32_t Load32(const void* p) {
   int32_t v;
@@ -94,42 +95,50 @@ inline void Q8Tile(int64_t nb, const int8_t* xq, const float* xd, const uint8_t*
   }
 }
 
-// MR rows x one 16-column panel of fp32; masked loads past ncols.
+// MR rows x one 16-column panel of fp32; masked loads past ncols. With
+// `accumulate` the tile continues the sums in c (k-blocking; exact).
 template <int MR>
 inline void F32Tile(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-                    float* c, int64_t ldc, int64_t ncols) {
+                    float* c, int64_t ldc, int64_t ncols, bool accumulate) {
+  const __m256i m0 = LaneMask(ncols), m1 = LaneMask(ncols - 8);
   __m256 acc[MR][2];
-  #pragma GCC unroll 8
-  for (int m = 0; m < MR; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m) {
+    if (accumulate) {
+      acc[m][0] = _mm256_maskload_ps(c + m * ldc, m0);
+      acc[m][1] = _mm256_maskload_ps(c + m * ldc + 8, m1);
+    } else {
+      acc[m][0] = acc[m][1] = _mm256_setzero_ps();
+    }
+  }
   if (ncols >= 16) {
     for (int64_t kk = 0; kk < k; ++kk) {
       const __m256 b0 = _mm256_loadu_ps(b + kk * ldb), b1 = _mm256_loadu_ps(b + kk * ldb + 8);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int m = 0; m < MR; ++m) {
         const __m256 av = _mm256_broadcast_ss(a + m * lda + kk);
         acc[m][0] = _mm256_fmadd_ps(av, b0, acc[m][0]);
         acc[m][1] = _mm256_fmadd_ps(av, b1, acc[m][1]);
       }
     }
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
       _mm256_storeu_ps(c + m * ldc, acc[m][0]);
       _mm256_storeu_ps(c + m * ldc + 8, acc[m][1]);
     }
     return;
   }
-  const __m256i m0 = LaneMask(ncols), m1 = LaneMask(ncols - 8);
   for (int64_t kk = 0; kk < k; ++kk) {
     const __m256 b0 = _mm256_maskload_ps(b + kk * ldb, m0);
     const __m256 b1 = _mm256_maskload_ps(b + kk * ldb + 8, m1);
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int m = 0; m < MR; ++m) {
       const __m256 av = _mm256_broadcast_ss(a + m * lda + kk);
       acc[m][0] = _mm256_fmadd_ps(av, b0, acc[m][0]);
       acc[m][1] = _mm256_fmadd_ps(av, b1, acc[m][1]);
     }
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int m = 0; m < MR; ++m) {
     _mm256_maskstore_ps(c + m * ldc, m0, acc[m][0]);
     _mm256_maskstore_ps(c + m * ldc + 8, m1, acc[m][1]);
@@ -165,22 +174,27 @@ void GemmF32(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const
              int64_t ldb, int64_t bps, float* c, int64_t ldc) {
   constexpr int64_t kMr = 6;
   const int64_t n_panels = (n + kPanel - 1) / kPanel;
+  // k-blocks keep the B strip in L1 while every row tile reuses it.
   for (int64_t m0 = 0; m0 < m; m0 += kRowChunk) {
     const int64_t m1 = m0 + kRowChunk < m ? m0 + kRowChunk : m;
-    for (int64_t p = 0; p < n_panels; ++p) {
-      const int64_t ncols = n - p * kPanel;
-      const float* bp = b + p * bps;
-      for (int64_t i = m0; i < m1; i += kMr) {
-        const int64_t mr = m1 - i < kMr ? m1 - i : kMr;
-        float* cp = c + i * ldc + p * kPanel;
-        const float* ap = a + i * lda;
-        switch (mr) {
-          case 6: F32Tile<6>(k, ap, lda, bp, ldb, cp, ldc, ncols); break;
-          case 5: F32Tile<5>(k, ap, lda, bp, ldb, cp, ldc, ncols); break;
-          case 4: F32Tile<4>(k, ap, lda, bp, ldb, cp, ldc, ncols); break;
-          case 3: F32Tile<3>(k, ap, lda, bp, ldb, cp, ldc, ncols); break;
-          case 2: F32Tile<2>(k, ap, lda, bp, ldb, cp, ldc, ncols); break;
-          default: F32Tile<1>(k, ap, lda, bp, ldb, cp, ldc, ncols); break;
+    for (int64_t k0 = 0; k0 < k; k0 += kF32KBlock) {
+      const int64_t kc = k - k0 < kF32KBlock ? k - k0 : kF32KBlock;
+      const bool acc = k0 > 0;
+      for (int64_t p = 0; p < n_panels; ++p) {
+        const int64_t ncols = n - p * kPanel;
+        const float* bp = b + p * bps + k0 * ldb;
+        for (int64_t i = m0; i < m1; i += kMr) {
+          const int64_t mr = m1 - i < kMr ? m1 - i : kMr;
+          float* cp = c + i * ldc + p * kPanel;
+          const float* ap = a + i * lda + k0;
+          switch (mr) {
+            case 6: F32Tile<6>(kc, ap, lda, bp, ldb, cp, ldc, ncols, acc); break;
+            case 5: F32Tile<5>(kc, ap, lda, bp, ldb, cp, ldc, ncols, acc); break;
+            case 4: F32Tile<4>(kc, ap, lda, bp, ldb, cp, ldc, ncols, acc); break;
+            case 3: F32Tile<3>(kc, ap, lda, bp, ldb, cp, ldc, ncols, acc); break;
+            case 2: F32Tile<2>(kc, ap, lda, bp, ldb, cp, ldc, ncols, acc); break;
+            default: F32Tile<1>(kc, ap, lda, bp, ldb, cp, ldc, ncols, acc); break;
+          }
         }
       }
     }

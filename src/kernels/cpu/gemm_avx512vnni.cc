@@ -25,6 +25,8 @@ constexpr int64_t kQ8PanelBytes = 512;     // int8 bytes per (panel, block)
 // chunk (<= 64 x k) stays in L2 while each 32-column weight strip (32 x k
 // bytes) is reused from L1 by every 4-row tile of the chunk.
 constexpr int64_t kRowChunk = 64;
+// fp32 GEMM k-block (see GemmF32).
+constexpr int64_t kF32KBlock = 256;
 
 inline int32_t Load32(const void* p) {
   int32_t v;
@@ -107,9 +109,11 @@ inline void Q8Rows(int64_t mr, int64_t nb, const int8_t* xq, const float* xd, co
 // ---- fp32 -------------------------------------------------------------------
 // One MR x (NR*16) tile: per k, NR panel rows loaded (masked past n), MR
 // broadcasts of A, MR*NR FMAs. Each output is one sequential FMA chain over k.
+// With `accumulate`, the tile continues the sums already in c (k-blocking:
+// an fp32 store and reload in between does not change any rounding).
 template <int MR, int NR>
 inline void F32Tile(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-                    int64_t bps, float* c, int64_t ldc, int64_t ncols) {
+                    int64_t bps, float* c, int64_t ldc, int64_t ncols, bool accumulate) {
   __m512 acc[MR][NR];
   __mmask16 mask[NR];
 #pragma GCC unroll 8
@@ -117,7 +121,8 @@ inline void F32Tile(int64_t k, const float* a, int64_t lda, const float* b, int6
     const int64_t cols = ncols - n * kPanel;
     mask[n] = cols <= 0 ? static_cast<__mmask16>(0) : TailMask(cols);
 #pragma GCC unroll 8
-    for (int m = 0; m < MR; ++m) acc[m][n] = _mm512_setzero_ps();
+    for (int m = 0; m < MR; ++m)
+      acc[m][n] = accumulate ? _mm512_maskz_loadu_ps(mask[n], c + m * ldc + n * kPanel) : _mm512_setzero_ps();
   }
   for (int64_t kk = 0; kk < k; ++kk) {
     __m512 bv[NR];
@@ -138,16 +143,16 @@ inline void F32Tile(int64_t k, const float* a, int64_t lda, const float* b, int6
 
 template <int NR>
 inline void F32Rows(int64_t mr, int64_t k, const float* a, int64_t lda, const float* b,
-                    int64_t ldb, int64_t bps, float* c, int64_t ldc, int64_t ncols) {
+                    int64_t ldb, int64_t bps, float* c, int64_t ldc, int64_t ncols, bool accumulate) {
   switch (mr) {
-    case 8: F32Tile<8, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols); break;
-    case 7: F32Tile<7, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols); break;
-    case 6: F32Tile<6, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols); break;
-    case 5: F32Tile<5, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols); break;
-    case 4: F32Tile<4, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols); break;
-    case 3: F32Tile<3, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols); break;
-    case 2: F32Tile<2, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols); break;
-    default: F32Tile<1, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols); break;
+    case 8: F32Tile<8, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols, accumulate); break;
+    case 7: F32Tile<7, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols, accumulate); break;
+    case 6: F32Tile<6, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols, accumulate); break;
+    case 5: F32Tile<5, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols, accumulate); break;
+    case 4: F32Tile<4, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols, accumulate); break;
+    case 3: F32Tile<3, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols, accumulate); break;
+    case 2: F32Tile<2, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols, accumulate); break;
+    default: F32Tile<1, NR>(k, a, lda, b, ldb, bps, c, ldc, ncols, accumulate); break;
   }
 }
 
@@ -182,28 +187,37 @@ void GemmF32(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const
   const int64_t n_panels = (n + kPanel - 1) / kPanel;
   if (m <= 2) {
     // Few rows: 4 panels per tile, so there are enough independent FMA
-    // chains (m * 4) to hide the FMA latency.
+    // chains (m * 4) to hide the FMA latency. B is streamed once anyway.
     int64_t p = 0;
     for (; p + 4 <= n_panels; p += 4) {
       if (m == 2) {
-        F32Tile<2, 4>(k, a, lda, b + p * bps, ldb, bps, c + p * kPanel, ldc, n - p * kPanel);
+        F32Tile<2, 4>(k, a, lda, b + p * bps, ldb, bps, c + p * kPanel, ldc, n - p * kPanel, false);
       } else {
-        F32Tile<1, 4>(k, a, lda, b + p * bps, ldb, bps, c + p * kPanel, ldc, n - p * kPanel);
+        F32Tile<1, 4>(k, a, lda, b + p * bps, ldb, bps, c + p * kPanel, ldc, n - p * kPanel, false);
       }
     }
-    for (; p < n_panels; ++p) F32Rows<1>(m, k, a, lda, b + p * bps, ldb, bps, c + p * kPanel, ldc, n - p * kPanel);
+    for (; p < n_panels; ++p)
+      F32Rows<1>(m, k, a, lda, b + p * bps, ldb, bps, c + p * kPanel, ldc, n - p * kPanel, false);
     return;
   }
+  // Blocks of kF32KBlock along k keep the B strip (kF32KBlock x 32 floats)
+  // in L1 and the A chunk in L2 while every row tile reuses them; without
+  // it a long k (attention's P.V over 2048 keys) re-streams B from L3.
   for (int64_t m0 = 0; m0 < m; m0 += kRowChunk) {
     const int64_t m1 = m0 + kRowChunk < m ? m0 + kRowChunk : m;
-    for (int64_t p = 0; p < n_panels; p += 2) {
-      const int64_t ncols = n - p * kPanel;
-      for (int64_t i = m0; i < m1; i += kMr) {
-        const int64_t mr = m1 - i < kMr ? m1 - i : kMr;
-        if (p + 1 < n_panels) {
-          F32Rows<2>(mr, k, a + i * lda, lda, b + p * bps, ldb, bps, c + i * ldc + p * kPanel, ldc, ncols);
-        } else {
-          F32Rows<1>(mr, k, a + i * lda, lda, b + p * bps, ldb, bps, c + i * ldc + p * kPanel, ldc, ncols);
+    for (int64_t k0 = 0; k0 < k; k0 += kF32KBlock) {
+      const int64_t kc = k - k0 < kF32KBlock ? k - k0 : kF32KBlock;
+      const bool acc = k0 > 0;
+      for (int64_t p = 0; p < n_panels; p += 2) {
+        const int64_t ncols = n - p * kPanel;
+        const float* bp = b + p * bps + k0 * ldb;
+        for (int64_t i = m0; i < m1; i += kMr) {
+          const int64_t mr = m1 - i < kMr ? m1 - i : kMr;
+          if (p + 1 < n_panels) {
+            F32Rows<2>(mr, kc, a + i * lda + k0, lda, bp, ldb, bps, c + i * ldc + p * kPanel, ldc, ncols, acc);
+          } else {
+            F32Rows<1>(mr, kc, a + i * lda + k0, lda, bp, ldb, bps, c + i * ldc + p * kPanel, ldc, ncols, acc);
+          }
         }
       }
     }
