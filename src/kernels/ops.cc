@@ -17,6 +17,8 @@ constexpr int64_t kAttnQueryBlock = 32;
 // Below this many multiply-adds a loop runs on the calling thread only: waking
 // the pool costs more than the work.
 constexpr int64_t kMinParallelWork = 1 << 15;
+// MatMul rows per thread from which threads split rows instead of columns.
+constexpr int64_t kRowSplitMinRows = 32;
 
 // ThreadPool::ParallelFor takes a std::function; wrapping the body in a
 // lambda that captures one reference keeps it in std::function's small
@@ -105,18 +107,15 @@ Status Ops::EmbeddingLookup(const TensorView& emb, std::span<const int32_t> ids,
 // ---------------------------------------------------------------------------
 // MatMul
 
-void Ops::QuantizeActivations(const float* x, int64_t m, int64_t k) {
+Ops::ActQ8 Ops::ReserveActivations(int64_t m, int64_t k) {
   const int64_t nb = k / kQ8BlockElems;
   const size_t qs_bytes = static_cast<size_t>(CeilDiv(m * k, 64) * 64);
   GEMBED_CHECK(act_q8_.Reserve(qs_bytes + static_cast<size_t>(m * nb) * 8));
-  int8_t* qs = reinterpret_cast<int8_t*>(act_q8_.data());
-  float* d = reinterpret_cast<float*>(act_q8_.data() + qs_bytes);
-  int32_t* corr = reinterpret_cast<int32_t*>(d + m * nb);
-  const KernelTable& kt = *table_;
-  auto body = [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i) kt.quantize_row_q8(x + i * k, k, qs + i * k, d + i * nb, corr + i * nb);
-  };
-  ParallelRun(*pool_, m, GrainFor(k * 8), body);
+  ActQ8 a;
+  a.qs = reinterpret_cast<int8_t*>(act_q8_.data());
+  a.d = reinterpret_cast<float*>(act_q8_.data() + qs_bytes);
+  a.corr = reinterpret_cast<int32_t*>(a.d + m * nb);
+  return a;
 }
 
 void Ops::MatMul(const PackedMatrix& w, const float* x, int64_t m, float* y) {
@@ -128,6 +127,17 @@ void Ops::MatMulShared(const float* x, int64_t m, std::span<const MatMulOutput> 
   RunMatMuls(x, m, outputs);
 }
 
+// Two ways to split a MatMul over the threads, chosen by m:
+//  * m >= kRowSplitMinRows per thread (compute-bound): every thread takes a
+//    contiguous range of rows (a multiple of 4, the GEMM row tile), quantises
+//    them and multiplies them by all matrices. One parallel region, no
+//    barrier; each thread reads all weights, which costs little at >= 32 rows.
+//  * fewer rows (weight-streaming-bound): the activations are quantised once
+//    (on the caller if small, else in parallel) and threads take contiguous
+//    ranges of the concatenated 16-column panels of all outputs, so every
+//    weight byte is read once, by one thread.
+// Either way each output element is one fixed sequence of operations, so the
+// split never changes a result.
 void Ops::RunMatMuls(const float* x, int64_t m, std::span<const MatMulOutput> outputs) {
   if (m <= 0 || outputs.empty()) return;
   const int64_t k = outputs[0].w->k;
@@ -138,16 +148,16 @@ void Ops::RunMatMuls(const float* x, int64_t m, std::span<const MatMulOutput> ou
     any_q8 |= o.w->format == PackedFormat::kQ8Panels;
     total_panels += o.w->panels;
   }
-  if (any_q8) QuantizeActivations(x, m, k);
   const int64_t nb = k / kQ8BlockElems;
-  const size_t qs_bytes = static_cast<size_t>(CeilDiv(m * k, 64) * 64);
-  const int8_t* xq = reinterpret_cast<const int8_t*>(act_q8_.data());
-  const float* xd = reinterpret_cast<const float*>(act_q8_.data() + qs_bytes);
-  const int32_t* xcorr = reinterpret_cast<const int32_t*>(xd + m * nb);
+  const ActQ8 act = any_q8 ? ReserveActivations(m, k) : ActQ8{};
   const KernelTable& kt = *table_;
 
-  // Threads take contiguous ranges of the concatenated panels of all outputs.
-  auto body = [&](int64_t pb, int64_t pe, int) {
+  auto quantize = [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i)
+      kt.quantize_row_q8(x + i * k, k, act.qs + i * k, act.d + i * nb, act.corr + i * nb);
+  };
+  // Rows [r0, r1) of every output, restricted to global panels [pb, pe).
+  auto multiply = [&](int64_t r0, int64_t r1, int64_t pb, int64_t pe) {
     int64_t offset = 0;
     for (const MatMulOutput& o : outputs) {
       const PackedMatrix& w = *o.w;
@@ -157,15 +167,39 @@ void Ops::RunMatMuls(const float* x, int64_t m, std::span<const MatMulOutput> ou
       if (lb >= le) continue;
       const int64_t col0 = lb * kPanelWidth;
       const int64_t ncols = std::min<int64_t>(le * kPanelWidth, w.n) - col0;
+      float* y = o.y + r0 * w.n + col0;
       if (w.format == PackedFormat::kQ8Panels) {
-        kt.gemm_q8(m, ncols, nb, xq, xd, xcorr, w.q8_qs() + lb * nb * kQ8PanelBlockBytes,
-                   w.q8_scales() + lb * nb * kPanelWidth, o.y + col0, w.n);
+        kt.gemm_q8(r1 - r0, ncols, nb, act.qs + r0 * k, act.d + r0 * nb, act.corr + r0 * nb,
+                   w.q8_qs() + lb * nb * kQ8PanelBlockBytes, w.q8_scales() + lb * nb * kPanelWidth,
+                   y, w.n);
       } else {
-        kt.gemm_f32(m, ncols, k, x, k, w.f32_panels() + lb * kPanelWidth * k, kPanelWidth,
-                    kPanelWidth * k, o.y + col0, w.n);
+        kt.gemm_f32(r1 - r0, ncols, k, x + r0 * k, k, w.f32_panels() + lb * kPanelWidth * k,
+                    kPanelWidth, kPanelWidth * k, y, w.n);
       }
     }
   };
+
+  const int threads = pool_->size();
+  if (threads > 1 && m >= kRowSplitMinRows * threads) {
+    auto body = [&](int t) {
+      const int64_t r0 = m * t / threads / 4 * 4;
+      const int64_t r1 = t + 1 == threads ? m : m * (t + 1) / threads / 4 * 4;
+      if (r0 >= r1) return;
+      if (any_q8) quantize(r0, r1);
+      multiply(r0, r1, 0, total_panels);
+    };
+    RunOnAll(*pool_, body);
+    return;
+  }
+  if (any_q8) {
+    if (m * k <= kMinParallelWork) {
+      quantize(0, m);
+    } else {
+      auto qbody = [&](int64_t b, int64_t e, int) { quantize(b, e); };
+      ParallelRun(*pool_, m, GrainFor(k * 8), qbody);
+    }
+  }
+  auto body = [&](int64_t pb, int64_t pe, int) { multiply(0, m, pb, pe); };
   ParallelRun(*pool_, total_panels, GrainFor(m * k * kPanelWidth), body);
 }
 

@@ -108,7 +108,7 @@ class Ops {
   // F32 panels: fp32 FMA accumulation. Q8 panels: x is quantised once per call
   // to Q8_0 blocks (fp32 block scales), int8 dot products with exact int32
   // block sums, fp32 accumulation of d_w * d_x * dot (llama.cpp's precision).
-  // Threads split the output columns (panels); m = 0 is a no-op.
+  // Threads split rows (m >= 32 per thread) or output columns; m = 0 is a no-op.
   void MatMul(const PackedMatrix& w, const float* x, int64_t m, float* y);
 
   // Several matrices with the same k applied to the same input (q/k/v,
@@ -170,13 +170,18 @@ class Ops {
     std::vector<float> cos, sin;  // [kRopeCachedPositions x dh/2]
   };
   const RopeTable& GetRopeTable(float base, int64_t dh);
+  // Quantised activations of the current MatMul: qs [m x k] int8, d and corr [m x k/32].
+  struct ActQ8 {
+    int8_t* qs = nullptr;
+    float* d = nullptr;
+    int32_t* corr = nullptr;
+  };
+  ActQ8 ReserveActivations(int64_t m, int64_t k);
   void RunMatMuls(const float* x, int64_t m, std::span<const MatMulOutput> outputs);
-  void QuantizeActivations(const float* x, int64_t m, int64_t k);
 
   const KernelTable* table_;
   ThreadPool* pool_;
-  // Quantised activations of the current MatMul: qs [m x k] int8, d and corr [m x k/32].
-  AlignedBuffer act_q8_;
+  AlignedBuffer act_q8_;  // storage of ActQ8
   // Attention: K^T panels of all sequences, and per-thread score/rope scratch.
   AlignedBuffer kt_panels_;
   std::vector<AlignedBuffer> thread_scratch_;
