@@ -48,13 +48,14 @@ constexpr KernelTable MakeGenericTable() {
     return t;                                     \
   }()
 
-const KernelTable kGenericTable = MakeGenericTable();
-const KernelTable kAvx2Table = GEMBED_FILL_ISA_TABLE(avx2, Isa::kAvx2);
-const KernelTable kAvx512VnniTable = GEMBED_FILL_ISA_TABLE(avx512vnni, Isa::kAvx512Vnni);
-
 }  // namespace
 
+// Function-local statics: initialised on first use (thread-safe), so even a
+// static initialiser elsewhere sees complete tables. Immutable afterwards.
 const KernelTable& GetKernelTable(Isa isa) {
+  static const KernelTable kGenericTable = MakeGenericTable();
+  static const KernelTable kAvx2Table = GEMBED_FILL_ISA_TABLE(avx2, Isa::kAvx2);
+  static const KernelTable kAvx512VnniTable = GEMBED_FILL_ISA_TABLE(avx512vnni, Isa::kAvx512Vnni);
   switch (isa) {
     case Isa::kAvx2:
       return kAvx2Table;

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -83,6 +84,20 @@ TEST(Dispatch, RequestOverride) {
       EXPECT_NE(note.find("does not support"), std::string::npos) << note;
     }
   }
+}
+
+TEST(Dispatch, EnvironmentOverride) {
+  const char* old = std::getenv("GEMBED_ISA");
+  const std::string saved = old ? old : "";
+  setenv("GEMBED_ISA", "generic", 1);
+  EXPECT_EQ(SelectIsa(), Isa::kGeneric);
+  setenv("GEMBED_ISA", "no-such-isa", 1);
+  std::string note;
+  EXPECT_EQ(SelectIsa(&note), BestIsa());
+  EXPECT_FALSE(note.empty());
+  unsetenv("GEMBED_ISA");
+  EXPECT_EQ(SelectIsa(), BestIsa());
+  if (old) setenv("GEMBED_ISA", saved.c_str(), 1);
 }
 
 TEST(Dispatch, TablesAreComplete) {

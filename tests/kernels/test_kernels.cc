@@ -425,6 +425,53 @@ TEST_P(IsaTest, MatMulQ8VsReferenceAndFloat64) {
   }
 }
 
+// GGUF Q8_0 blocks may hold any int8, including -128, which ggml's
+// quantiser never writes; every ISA path (the AVX2 sign trick, the VNNI +128
+// bias) must still be exact.
+TEST_P(IsaTest, MatMulQ8FullInt8RangeWeights) {
+  ThreadPool pool(1);
+  Ops ops(table(), pool);
+  Ops ref_ops(ref(), pool);
+  const int64_t k = 96, n = 21, m = 5, nb = k / 32;
+  std::mt19937_64 rng(17);
+  std::vector<BlockQ8_0> blocks(static_cast<size_t>(n * nb));
+  for (BlockQ8_0& b : blocks) {
+    b.d = F32ToF16(0.01f + static_cast<float>(rng() % 100) * 1e-3f);
+    for (int t = 0; t < 32; ++t) b.qs[t] = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    b.qs[0] = -128;
+  }
+  TestWeight w{DType::kQ8_0, k, n, std::vector<uint8_t>(blocks.size() * sizeof(BlockQ8_0)), {}};
+  std::memcpy(w.bytes.data(), blocks.data(), w.bytes.size());
+  Result<PackedMatrix> pm = PackMatrix(w.view());
+  ASSERT_TRUE(pm.ok());
+  std::vector<float> xv = MakeData(static_cast<size_t>(m * k), Fill::kNormal, 3);
+  for (size_t i = 0; i < xv.size(); i += 32) xv[i] = -10.0f;  // activation -127 meets weight -128
+  std::vector<float> y(static_cast<size_t>(m * n)), y_ref(y.size());
+  ops.MatMul(*pm, xv.data(), m, y.data());
+  ref_ops.MatMul(*pm, xv.data(), m, y_ref.data());
+  ASSERT_TRUE(BitwiseEqual(y.data(), y_ref.data(), y.size(), "full-range int8 weights"));
+  std::vector<int8_t> xq(static_cast<size_t>(m * k));
+  std::vector<float> xd(static_cast<size_t>(m * nb));
+  std::vector<int32_t> xc(xd.size());
+  for (int64_t i = 0; i < m; ++i)
+    reference::QuantizeRowQ8(xv.data() + i * k, k, xq.data() + i * k, xd.data() + i * nb, xc.data() + i * nb);
+  std::vector<double> want(y.size()), tol(y.size());
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = 0, mag = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        int64_t dot = 0;
+        for (int t = 0; t < 32; ++t) dot += blocks[j * nb + b].qs[t] * xq[i * k + b * 32 + t];
+        const double term = static_cast<double>(F16ToF32(blocks[j * nb + b].d)) * xd[i * nb + b] * static_cast<double>(dot);
+        acc += term;
+        mag += std::fabs(term);
+      }
+      want[i * n + j] = acc;
+      tol[i * n + j] = (static_cast<double>(nb) + 3) * kU * mag + 1e-37;
+    }
+  EXPECT_TRUE(Within(y.data(), want, tol, "full-range int8 weights vs float64"));
+}
+
 TEST_P(IsaTest, MatMulSharedEqualsSeparateMatMuls) {
   ThreadPool pool(2);
   Ops ops(table(), pool);
