@@ -156,6 +156,12 @@ double Nmse(const float* got, const std::vector<double>& want) {
   return den > 0 ? num / den : num;
 }
 
+std::vector<double> Widen(const float* p, size_t n) { return std::vector<double>(p, p + n); }
+std::vector<double> Twice(std::vector<double> tol) {
+  for (double& t : tol) t *= 2;
+  return tol;
+}
+
 std::string Str(const char* what, std::initializer_list<int64_t> dims) {
   std::ostringstream os;
   os << what;
@@ -551,6 +557,12 @@ TEST_P(IsaTest, RmsNormRowsVsFloat64) {
       const std::string what = Str("rmsnorm", {d}) + " " + FillName(fill);
       ASSERT_TRUE(Within(out.data(), want, tol, what));
       ASSERT_TRUE(Within(res.data(), want_add, tol_add, what + " (add)"));
+      // Against the scalar reference too (both within the bound of float64).
+      std::vector<float> r(xv.size()), radd(rv);
+      ref().rmsnorm_row(xv.data(), d, gv.data(), eps, r.data());
+      ref().rmsnorm_add_row(xv.data(), d, gv.data(), eps, radd.data());
+      ASSERT_TRUE(Within(out.data(), Widen(r.data(), r.size()), Twice(tol), what + " vs reference"));
+      ASSERT_TRUE(Within(res.data(), Widen(radd.data(), radd.size()), Twice(tol_add), what + " (add) vs reference"));
       // In place, as the per-head norm uses it.
       table().rmsnorm_row(x.data(), d, g.data(), eps, x.data());
       ASSERT_TRUE(BitwiseEqual(x.data(), out.data(), xv.size(), what + " (in place)"));
@@ -573,6 +585,9 @@ TEST_P(IsaTest, L2NormalizeRowVsFloat64) {
         tol[i] = 2 * kU * std::fabs(want[i]) + 1e-40;
       }
       ASSERT_TRUE(Within(x.data(), want, tol, Str("l2norm", {d}) + " " + FillName(fill)));
+      std::vector<float> r(xv);
+      ref().l2_normalize_row(r.data(), d);
+      ASSERT_TRUE(Within(x.data(), Widen(r.data(), r.size()), Twice(tol), Str("l2norm vs reference", {d})));
     }
   }
 }
@@ -600,6 +615,9 @@ TEST_P(IsaTest, RopeRowVsFloat64) {
           tol[h * dh + i] = tol[h * dh + i + half] = 2 * kU * mag + 1e-40;
         }
       ASSERT_TRUE(Within(x.data(), want, tol, Str("rope row", {heads, dh})));
+      std::vector<float> r(xv);
+      ref().rope_neox_row(r.data(), heads, dh, cs.data(), sn.data());
+      ASSERT_TRUE(Within(x.data(), Widen(r.data(), r.size()), Twice(tol), Str("rope row vs reference", {heads, dh})));
     }
   }
 }
@@ -625,6 +643,10 @@ TEST_P(IsaTest, SoftmaxRowVsFloat64) {
         }
         const std::string what = Str("softmax", {n, lo, hi}) + " scale " + std::to_string(scale);
         ASSERT_TRUE(Within(s.data(), want, tol, what));
+        std::vector<float> r(sv);
+        const float rsum = ref().softmax_row(r.data(), n, lo, hi, scale);
+        ASSERT_TRUE(Within(s.data(), Widen(r.data(), r.size()), Twice(tol), what + " vs reference"));
+        EXPECT_NEAR(sum, rsum, (static_cast<double>(hi - lo) + 8) * 8 * kU * sum64 * (1 + std::fabs(mx))) << what;
         for (int64_t j = 0; j < n; ++j)
           if (j < lo || j >= hi) {
             ASSERT_EQ(s[j], 0.0f) << what << " masked entry " << j;
@@ -660,6 +682,9 @@ TEST_P(IsaTest, GeGluVsFloat64) {
         tol[i] = (16 + 4 * std::fabs(2 * a)) * kU * std::fabs(want[i]) + 1e-37 * (1 + std::fabs(uv[i]));
       }
       ASSERT_TRUE(Within(out.data(), want, tol, Str("geglu", {n}) + " " + FillName(fill)));
+      std::vector<float> r(gv.size());
+      ref().geglu(gv.data(), uv.data(), n, r.data());
+      ASSERT_TRUE(Within(out.data(), Widen(r.data(), r.size()), Twice(tol), Str("geglu vs reference", {n})));
       ASSERT_TRUE(out.CanaryIntact());
     }
   }
