@@ -57,13 +57,16 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& path, const Engi
   }
 
   std::string note;
-  const Isa isa = SelectIsaFromRequest(options.isa, &note);
+  const Isa isa = options.isa.empty() ? SelectIsa(&note) : SelectIsaFromRequest(options.isa, &note);
   impl->pool = std::make_unique<ThreadPool>(options.threads);
   impl->ops = std::make_unique<Ops>(GetKernelTable(isa), *impl->pool);
   GEMBED_ASSIGN_OR_RETURN(impl->model, Model::Create(impl->config, impl->weights));
   // A single text may need the whole context in one pass.
   impl->max_batch_tokens =
       std::max<int>(options.max_batch_tokens, static_cast<int>(impl->config.context_length));
+  // Size the scratch arena for the largest pass now, so steady-state passes
+  // do not allocate (pages are only touched when a batch that large comes).
+  GEMBED_RETURN_IF_ERROR(impl->model->Reserve(impl->max_batch_tokens, impl->max_batch_tokens));
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 

@@ -2,6 +2,17 @@
 // texts into embeddings. It owns the mapped GGUF file, the config, the weight
 // views, the tokenizer, the thread pool / kernel table and the forward pass.
 //
+// Texts: the prompt is prepended, then the text is tokenised with BOS and EOS
+// forced (EmbeddingGemma) and truncated to the context length (2,048) keeping
+// BOS and EOS, with a warning; with truncate = false such a text is an error.
+// Odd texts are defined, never a crash:
+//   * ""                -> [BOS, EOS]: the mean of those two token states;
+//   * whitespace only   -> the space / tab / newline-run tokens (no stripping);
+//   * NUL bytes         -> ordinary characters (byte token <0x00>);
+//   * invalid UTF-8     -> one byte token <0xXX> per offending byte (see tokenizer.h);
+//   * "<bos>", "<eos>"... inside a text -> those special ids (llama.cpp parse_special);
+//   * very long lines   -> tokenised in full, then truncated as above.
+//
 // Threading contract: Embed / EmbedTokens may be called from any number of
 // threads; tokenisation runs on the calling thread and forward passes are
 // serialised by an internal mutex (one compute thread drives the pool at a

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 
 import numpy as np
 import pytest
 
 
-def run(cmd, stdin: bytes = b"", check: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run([str(c) for c in cmd], input=stdin, capture_output=True, timeout=600, check=False)
+def run(cmd, stdin: bytes = b"", check: bool = True, env=None) -> subprocess.CompletedProcess:
+    r = subprocess.run([str(c) for c in cmd], input=stdin, capture_output=True, timeout=600, check=False, env=env)
     if check and r.returncode != 0:
         raise AssertionError(f"{cmd} failed ({r.returncode}): {r.stderr.decode(errors='replace')}")
     return r
@@ -182,6 +183,16 @@ def test_odd_inputs_never_crash(gembed, model):
 def test_threads_do_not_change_results(gembed, model, reference):
     for n in ("1", "2", "3"):
         np.testing.assert_array_equal(jsonl(embed(gembed, model, RAW, "--threads", n).stdout), reference)
+
+
+@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512vnni"])
+def test_isa_override_gives_the_same_vectors(gembed, model, reference, isa):
+    # GEMBED_ISA forces a kernel level (an unsupported one falls back with a
+    # warning). Q8_0 activations are re-quantised per op, so levels agree to
+    # rounding flips, not bits (see test_model.cc).
+    env = dict(os.environ, GEMBED_ISA=isa)
+    v = jsonl(run([gembed, "embed", "--model", model], RAW, env=env).stdout)
+    assert np.all(np.sum(v * reference, axis=1) > 0.9999)
 
 
 def test_synth_is_reproducible_and_rejects_bad_options(gembed, tokenizer_dir, tmp_path):
