@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <thread>
 #include <utility>
 
 #include "base/half.h"
@@ -129,7 +128,7 @@ ModelConfig SyntheticConfig(const SyntheticOptions& o, uint32_t n_vocab) {
   return c;
 }
 
-void SyntheticTensorValues(uint64_t seed, const TensorSpec& spec, std::vector<float>& out, int threads) {
+void SyntheticTensorValues(uint64_t seed, const TensorSpec& spec, std::vector<float>& out, ThreadPool* pool) {
   const int64_t cols = spec.ne[0], rows = spec.n_dims > 1 ? spec.ne[1] : 1;
   out.resize(static_cast<size_t>(cols * rows));
   double mean = 0.0, std = 1.0;
@@ -152,9 +151,8 @@ void SyntheticTensorValues(uint64_t seed, const TensorSpec& spec, std::vector<fl
       }
     }
   };
-  if (threads > 1 && rows >= 64) {
-    ThreadPool pool(threads);
-    pool.ParallelFor(rows, 16, fill_rows);
+  if (pool != nullptr && pool->size() > 1 && rows >= 64) {
+    pool->ParallelFor(rows, 16, fill_rows);
   } else {
     fill_rows(0, rows, 0);
   }
@@ -227,10 +225,10 @@ Status WriteSyntheticModel(const std::string& path, const std::string& tokenizer
   GEMBED_RETURN_IF_ERROR(WriteGgufVocab(vocab, &w, vocab_options));
 
   if (!o.vocab_only) {
-    const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    ThreadPool pool(o.threads);  // <= 0: all cores
     std::vector<float> values;
     for (const TensorSpec& spec : TensorSpecs(c)) {
-      SyntheticTensorValues(o.seed, spec, values, threads);
+      SyntheticTensorValues(o.seed, spec, values, &pool);
       const DType dtype = spec.role == TensorRole::kNorm ? DType::kF32 : o.dtype;
       const int64_t rows = spec.n_dims > 1 ? spec.ne[1] : 1;
       GEMBED_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, EncodeTensor(values.data(), spec.ne[0], rows, dtype));

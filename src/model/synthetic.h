@@ -20,6 +20,7 @@
 namespace gembed {
 
 class GgufWriter;
+class ThreadPool;
 
 struct SyntheticOptions {
   DType dtype = DType::kF32;  // matrices and token_embd; norms are always F32
@@ -48,8 +49,10 @@ ModelConfig SyntheticConfig(const SyntheticOptions& options, uint32_t n_vocab);
 // Deterministic float values of one tensor, row by row (rows = ne[1]):
 // embedding ~ N(0, 0.03^2); matrix ~ N(0, 1/fan_in) with fan_in = ne[0];
 // norm gains ~ 1 + N(0, 0.1^2) (the converter's "+1" already folded in).
-// `out` gets ne[0] * ne[1] floats.
-void SyntheticTensorValues(uint64_t seed, const TensorSpec& spec, std::vector<float>& out, int threads = 1);
+// `out` gets ne[0] * ne[1] floats. Rows are generated in parallel on `pool`
+// (nullptr: the calling thread); the values do not depend on it.
+void SyntheticTensorValues(uint64_t seed, const TensorSpec& spec, std::vector<float>& out,
+                           ThreadPool* pool = nullptr);
 
 // Converts float rows to `dtype` bytes (Q8_0 with ggml's reference rule).
 Result<std::vector<uint8_t>> EncodeTensor(const float* values, int64_t n_cols, int64_t n_rows, DType dtype);

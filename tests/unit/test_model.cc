@@ -110,14 +110,15 @@ TensorSpec MakeSpec(const std::string& name, int64_t cols, int64_t rows, TensorR
 TEST(SynthValuesTest, SeededAndIndependentOfThreads) {
   const TensorSpec spec = MakeSpec("blk.0.attn_q.weight", 96, 300, TensorRole::kMatrix);
   std::vector<float> a, b, c, d;
-  SyntheticTensorValues(42, spec, a, 1);
-  SyntheticTensorValues(42, spec, b, 3);
+  ThreadPool pool(3);
+  SyntheticTensorValues(42, spec, a);
+  SyntheticTensorValues(42, spec, b, &pool);
   EXPECT_EQ(a, b);  // same values whatever the thread count
-  SyntheticTensorValues(43, spec, c, 1);
+  SyntheticTensorValues(43, spec, c);
   EXPECT_NE(a, c);  // the seed matters
   TensorSpec other = spec;
   other.name = "blk.1.attn_q.weight";
-  SyntheticTensorValues(42, other, d, 1);
+  SyntheticTensorValues(42, other, d);
   EXPECT_NE(a, d);  // every tensor has its own stream
 }
 
@@ -136,11 +137,12 @@ void ExpectMoments(const std::vector<float>& v, double mean, double stddev) {
 
 TEST(SynthValuesTest, RealisticScales) {
   std::vector<float> v;
-  SyntheticTensorValues(1, MakeSpec("token_embd.weight", 128, 4096, TensorRole::kEmbedding), v, 2);
+  ThreadPool pool(2);
+  SyntheticTensorValues(1, MakeSpec("token_embd.weight", 128, 4096, TensorRole::kEmbedding), v, &pool);
   ExpectMoments(v, 0.0, 0.03);
-  SyntheticTensorValues(1, MakeSpec("blk.0.ffn_down.weight", 256, 512, TensorRole::kMatrix), v, 2);
+  SyntheticTensorValues(1, MakeSpec("blk.0.ffn_down.weight", 256, 512, TensorRole::kMatrix), v, &pool);
   ExpectMoments(v, 0.0, 1.0 / 16.0);  // N(0, 1/fan_in), fan_in = ne0 = 256
-  SyntheticTensorValues(1, MakeSpec("blk.0.ffn_norm.weight", 50000, 1, TensorRole::kNorm), v, 1);
+  SyntheticTensorValues(1, MakeSpec("blk.0.ffn_norm.weight", 50000, 1, TensorRole::kNorm), v);
   ExpectMoments(v, 1.0, 0.1);  // gains around 1 ("1 + w" folded in)
 }
 
