@@ -164,16 +164,23 @@ Result<std::vector<std::vector<float>>> Engine::EmbedTokens(const std::vector<st
 
 Result<std::vector<std::vector<float>>> Engine::Embed(const std::vector<std::string>& texts,
                                                       const EmbedOptions& options) {
+  // One warning per truncated text, up to a few; then a count at the end.
+  constexpr size_t kMaxTruncationWarnings = 5;
+  size_t n_truncated = 0;
   std::vector<std::vector<int32_t>> seqs(texts.size());
   for (size_t i = 0; i < texts.size(); ++i) {
     bool truncated = false;
     auto ids = Tokenize(texts[i], options, &truncated);
     if (!ids.ok()) return ids.status().WithContext(fmt::format("text {}", i + 1));
-    if (truncated) {
+    if (truncated && ++n_truncated <= kMaxTruncationWarnings) {
       Log(LogLevel::kWarning, "text {}: longer than {} tokens, truncated (BOS and EOS kept)", i + 1,
           impl_->config.context_length);
     }
     seqs[i] = std::move(*ids);
+  }
+  if (n_truncated > kMaxTruncationWarnings) {
+    Log(LogLevel::kWarning, "{} of {} texts were truncated to {} tokens", n_truncated, texts.size(),
+        impl_->config.context_length);
   }
   return EmbedTokens(seqs, options.dim, options.progress);
 }
