@@ -26,7 +26,8 @@ namespace gembed {
 enum class Isa : int { kGeneric = 0, kAvx2 = 1, kAvx512Vnni = 2 };
 
 std::string_view IsaName(Isa isa);                        // "generic", "avx2", "avx512vnni"
-std::optional<Isa> IsaFromName(std::string_view name);    // inverse of IsaName (case-insensitive)
+// Inverse of IsaName (case-insensitive); "avx512" is accepted for avx512vnni.
+std::optional<Isa> IsaFromName(std::string_view name);
 
 // Packed weight panels (produced by PackMatrix, ops.h) are column panels of
 // kPanelWidth output features. See PackedMatrix for the byte layout.

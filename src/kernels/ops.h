@@ -17,6 +17,8 @@
 // Shape mismatches between arguments the caller controls (m, k, n) are
 // programmer errors (GEMBED_DCHECK); anything derived from user input (token
 // ids, sequence lengths, positions) is validated and reported as a Status.
+// Scratch growth that runs out of memory is fatal (GEMBED_CHECK): the engine
+// bounds batch sizes, so this is an environment failure, not bad input.
 #pragma once
 
 #include <cstdint>

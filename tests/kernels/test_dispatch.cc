@@ -61,6 +61,7 @@ TEST(Dispatch, NamesRoundTrip) {
     EXPECT_EQ(IsaFromName(IsaName(isa)), isa);
   }
   EXPECT_EQ(IsaFromName("AVX2"), Isa::kAvx2);
+  EXPECT_EQ(IsaFromName("avx512"), Isa::kAvx512Vnni);
   EXPECT_FALSE(IsaFromName("sse9").has_value());
   EXPECT_FALSE(IsaFromName("").has_value());
 }

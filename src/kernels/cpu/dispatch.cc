@@ -42,6 +42,7 @@ std::optional<Isa> IsaFromName(std::string_view name) {
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512Vnni})
     if (lower == IsaName(isa)) return isa;
+  if (lower == "avx512") return Isa::kAvx512Vnni;  // accepted alias
   return std::nullopt;
 }
 
