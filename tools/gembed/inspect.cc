@@ -1,4 +1,4 @@
-// gembed inspect FILE.gguf [--json] [--all]
+// gembed inspect FILE.gguf|FILE.safetensors|INDEX.json|FOLDER [--json] [--all]
 //
 // Prints a GGUF file's version, alignment, metadata, tensor table and totals,
 // as text (default) or one JSON object (--json). Without --all, long arrays
@@ -18,11 +18,25 @@
 // Strings are emitted as JSON strings; bytes that are not UTF-8 become U+FFFD.
 // f32/f64 values that are NaN or infinite become null (JSON has no such numbers).
 // "shape" is in GGUF order (ne[0], the contiguous dimension, first).
+//
+// safetensors: a path ending in .safetensors, a model.safetensors.index.json
+// or a folder holding either (io/safetensors.h, SafetensorsModel) is shown
+// instead as: shards (file, header bytes, data offset, size, __metadata__),
+// the index metadata, the tensor table (sorted by name) and totals. JSON shape:
+//   {"file", "format": "safetensors",
+//    "shards": [{"file", "header_bytes", "data_offset", "file_size", "metadata"}],
+//    "index_metadata": {key: JSON text},
+//    "tensors": [{"name", "type", "shape", "ne", "shard", "offset", "nbytes"}],
+//    "totals": {"tensors", "parameters", "tensor_bytes", "by_type"}}
+// Here "shape" is the file's own PyTorch order (outermost first), "ne" the
+// same dims reversed into ggml order, "shard" an index into "shards" and
+// "offset" the absolute file offset of the tensor's bytes.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -31,6 +45,7 @@
 #include "base/dtype.h"
 #include "commands.h"
 #include "io/gguf.h"
+#include "io/safetensors.h"
 
 namespace gembed::cli {
 namespace {
@@ -267,7 +282,118 @@ int PrintText(const Options& o, const GgufFile& f) {
   return 0;
 }
 
+// ---- safetensors -----------------------------------------------------------
+
+bool LooksLikeSafetensors(const std::string& path) {
+  const auto ends_with = [&](std::string_view suffix) {
+    return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  std::error_code ec;
+  return ends_with(".safetensors") || ends_with(".json") || std::filesystem::is_directory(path, ec);
+}
+
+std::string StShape(const std::vector<int64_t>& shape) {
+  std::string s;
+  for (size_t d = 0; d < shape.size(); ++d) s += (d ? " x " : "") + std::to_string(shape[d]);
+  return shape.empty() ? "scalar" : s;
+}
+
+int RunSafetensors(const Options& o) {
+  auto m = SafetensorsModel::Open(o.path);
+  if (!m.ok()) {
+    std::fprintf(stderr, "gembed inspect: %s\n", m.status().message().c_str());
+    return 1;
+  }
+  const SafetensorsModel& model = **m;
+  std::map<const SafetensorsFile*, size_t> shard_id;
+  for (size_t i = 0; i < model.shards().size(); ++i) shard_id[model.shards()[i].get()] = i;
+  Totals tot;
+  for (const auto& e : model.tensors()) {
+    const auto params = static_cast<uint64_t>(e.info->elements);
+    tot.parameters += params;
+    tot.bytes += e.info->nbytes();
+    TypeTotals& tt = tot.by_type[std::string(SafetensorsDTypeName(e.info->dtype))];
+    tt.tensors += 1;
+    tt.parameters += params;
+    tt.bytes += e.info->nbytes();
+  }
+
+  if (o.json) {
+    Json j;
+    j["file"] = o.path;
+    j["format"] = "safetensors";
+    Json shards = Json::array();
+    for (const auto& f : model.shards()) {
+      Json md = Json::object();
+      for (const auto& [k, v] : f->metadata()) md[k] = v;
+      shards.push_back({{"file", f->path()},
+                        {"header_bytes", f->header_bytes()},
+                        {"data_offset", f->data_offset()},
+                        {"file_size", f->file_size()},
+                        {"metadata", std::move(md)}});
+    }
+    j["shards"] = std::move(shards);
+    Json im = Json::object();
+    for (const auto& [k, v] : model.index_metadata()) im[k] = v;
+    j["index_metadata"] = std::move(im);
+    Json ts = Json::array();
+    for (const auto& e : model.tensors()) {
+      Json ne = Json::array();
+      for (auto it = e.info->shape.rbegin(); it != e.info->shape.rend(); ++it) ne.push_back(*it);
+      ts.push_back({{"name", e.info->name},
+                    {"type", std::string(SafetensorsDTypeName(e.info->dtype))},
+                    {"shape", e.info->shape},
+                    {"ne", std::move(ne)},
+                    {"shard", shard_id.at(e.file)},
+                    {"offset", e.file->data_offset() + e.info->begin},
+                    {"nbytes", e.info->nbytes()}});
+    }
+    j["tensors"] = std::move(ts);
+    Json by_type = Json::object();
+    for (const auto& [name, tt] : tot.by_type)
+      by_type[name] = {{"tensors", tt.tensors}, {"parameters", tt.parameters}, {"bytes", tt.bytes}};
+    j["totals"] = {{"tensors", model.tensors().size()},
+                   {"parameters", tot.parameters},
+                   {"tensor_bytes", tot.bytes},
+                   {"by_type", std::move(by_type)}};
+    const std::string s = j.dump(1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace);
+    std::fwrite(s.data(), 1, s.size(), stdout);
+    std::fputc('\n', stdout);
+  } else {
+    fmt::print("file:        {}\n", o.path);
+    fmt::print("format:      safetensors, {} shard(s)\n", model.shards().size());
+    for (size_t i = 0; i < model.shards().size(); ++i) {
+      const SafetensorsFile& f = *model.shards()[i];
+      fmt::print("  shard {}: {} (header {} B, data at {}, {} tensors, {})\n", i, f.path(), f.header_bytes(),
+                 f.data_offset(), f.tensors().size(), HumanBytes(f.file_size()));
+      for (const auto& [k, v] : f.metadata())
+        fmt::print("    {}: \"{}\"\n", GgufEscapeString(k), GgufEscapeString(v, o.all ? SIZE_MAX : kTextStringChars));
+    }
+    for (const auto& [k, v] : model.index_metadata()) fmt::print("  index {}: {}\n", GgufEscapeString(k), v);
+    size_t name_width = 4;
+    for (const auto& e : model.tensors()) name_width = std::max(name_width, e.info->name.size());
+    name_width = std::min<size_t>(name_width, 64);
+    fmt::print("\ntensors ({}, shape in PyTorch order):\n", model.tensors().size());
+    if (!model.tensors().empty())
+      fmt::print("  {:<{}}  {:<7} {:<22} {:>5} {:>12} {:>12}\n", "name", name_width, "type", "shape", "shard",
+                 "offset", "bytes");
+    for (const auto& e : model.tensors())
+      fmt::print("  {:<{}}  {:<7} {:<22} {:>5} {:>12} {:>12}\n", GgufEscapeString(e.info->name), name_width,
+                 SafetensorsDTypeName(e.info->dtype), StShape(e.info->shape), shard_id.at(e.file),
+                 e.file->data_offset() + e.info->begin, e.info->nbytes());
+    fmt::print("\ntotals:\n");
+    fmt::print("  tensors:     {}\n", model.tensors().size());
+    fmt::print("  parameters:  {} ({:.2f} M)\n", tot.parameters, static_cast<double>(tot.parameters) / 1e6);
+    fmt::print("  tensor data: {} ({})\n", tot.bytes, HumanBytes(tot.bytes));
+    for (const auto& [name, tt] : tot.by_type)
+      fmt::print("    {:<7} {:>5} tensors {:>14} params {:>14} bytes ({})\n", name, tt.tensors, tt.parameters,
+                 tt.bytes, HumanBytes(tt.bytes));
+  }
+  return std::fflush(stdout) == 0 ? 0 : 1;
+}
+
 int Run(const Options& o) {
+  if (LooksLikeSafetensors(o.path)) return RunSafetensors(o);
   auto f = GgufFile::Open(o.path);
   if (!f.ok()) {
     // Open's messages already start with "<path>: ".
@@ -283,8 +409,8 @@ int Run(const Options& o) {
 
 Command MakeInspectCommand(CLI::App& root) {
   auto opts = std::make_shared<Options>();
-  CLI::App* app = root.add_subcommand("inspect", "Show a GGUF file's metadata, tensors and totals");
-  app->add_option("file", opts->path, "GGUF file")->required();
+  CLI::App* app = root.add_subcommand("inspect", "Show a GGUF or safetensors file's metadata, tensors and totals");
+  app->add_option("file", opts->path, "GGUF file, .safetensors file, safetensors index or model folder")->required();
   app->add_flag("--json", opts->json, "Print one JSON object");
   app->add_flag("--all", opts->all, "Print arrays and strings in full");
   return {app, [opts] { return Run(*opts); }};
