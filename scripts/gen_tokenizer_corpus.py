@@ -367,6 +367,8 @@ FIXED = [
     ("fixed", " " * 31), ("fixed", " " * 32), ("fixed", " " * 40), ("fixed", "\n" * 31), ("fixed", "\n" * 40),
     ("fixed", "\t" * 31), ("fixed", "\t" * 40), ("fixed", "task: search result | query: what is gembed?"),
     ("fixed", "title: none | text: EmbeddingGemma is a 300M parameter embedding model."),
+    # Gemma3 has the token '>▁</' (a space inside a token): merging must cross that space.
+    ("fixed", "<p>a</p> </p> <em>b</em> </q>"), ("fixed", "x> </y"), ("fixed", ">  </"), ("fixed", "> </> </"),
 ]
 
 

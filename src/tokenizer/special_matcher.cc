@@ -116,7 +116,8 @@ void SpecialMatcher::SplitLeftmostLongest(std::string_view text, std::vector<Seg
 }
 
 void SpecialMatcher::SplitLongestFirst(std::string_view text, std::vector<Segment>* out,
-                                       std::vector<Match>* matches, std::vector<uint8_t>* taken) const {
+                                       std::vector<Match>* matches, std::vector<Match>* sorted,
+                                       std::vector<uint8_t>* taken) const {
   out->clear();
   matches->clear();
   const auto* p = reinterpret_cast<const uint8_t*>(text.data());
@@ -156,28 +157,36 @@ void SpecialMatcher::SplitLongestFirst(std::string_view text, std::vector<Segmen
     max_end = std::max(max_end, m.begin + m.len);
   }
   if (overlap) {
-    std::sort(matches->begin(), matches->end(), [](const Match& a, const Match& b) {
-      if (a.len != b.len) return a.len > b.len;
-      if (a.token != b.token) return a.token < b.token;
-      return a.begin < b.begin;
-    });
-    taken->assign(n, 0);
-    size_t kept = 0;
-    for (size_t k = 0; k < matches->size(); ++k) {
-      const Match m = (*matches)[k];
-      bool free = true;
-      for (size_t j = m.begin; j < m.begin + m.len; ++j) {
-        if ((*taken)[j]) {
-          free = false;
-          break;
-        }
+    // Order: length descending (counting sort, stable so start order is
+    // kept), then token id within a length.
+    uint32_t max_len = 0;
+    for (const Match& m : *matches) max_len = std::max(max_len, m.len);
+    std::vector<size_t> start(static_cast<size_t>(max_len) + 2, 0);
+    for (const Match& m : *matches) ++start[max_len - m.len + 1];
+    for (size_t k = 1; k < start.size(); ++k) start[k] += start[k - 1];
+    sorted->resize(matches->size());
+    {
+      std::vector<size_t> fill(start.begin(), start.end() - 1);
+      for (const Match& m : *matches) (*sorted)[fill[max_len - m.len]++] = m;
+    }
+    for (size_t k = 0; k + 1 < start.size(); ++k) {
+      auto first = sorted->begin() + static_cast<std::ptrdiff_t>(start[k]);
+      auto last = sorted->begin() + static_cast<std::ptrdiff_t>(start[k + 1]);
+      if (last - first > 1 && std::any_of(first + 1, last, [&](const Match& m) { return m.token != first->token; })) {
+        std::stable_sort(first, last, [](const Match& a, const Match& b) { return a.token < b.token; });
       }
-      if (!free) continue;
+    }
+    // Greedy: keep a match if none of its text is claimed. Every kept match is
+    // at least as long as the current one, so an overlap always covers one of
+    // the current match's two ends.
+    taken->assign(n, 0);
+    matches->clear();
+    for (const Match& m : *sorted) {
+      if ((*taken)[m.begin] || (*taken)[m.begin + m.len - 1]) continue;
       std::fill(taken->begin() + static_cast<std::ptrdiff_t>(m.begin),
                 taken->begin() + static_cast<std::ptrdiff_t>(m.begin + m.len), uint8_t{1});
-      (*matches)[kept++] = m;
+      matches->push_back(m);
     }
-    matches->resize(kept);
     std::sort(matches->begin(), matches->end(), [](const Match& a, const Match& b) { return a.begin < b.begin; });
   }
 

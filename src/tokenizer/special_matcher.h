@@ -39,7 +39,7 @@ class SpecialMatcher {
 
   bool empty() const { return n_tokens_ == 0; }
 
-  // Both append to *out (cleared first) the segments of `text` in order.
+  // Both fill *out (cleared first) with the segments of `text` in order.
   // `scratch_*` are reusable buffers.
   void SplitLeftmostLongest(std::string_view text, std::vector<Segment>* out) const;
   struct Match {
@@ -48,7 +48,7 @@ class SpecialMatcher {
     size_t begin;
   };
   void SplitLongestFirst(std::string_view text, std::vector<Segment>* out, std::vector<Match>* scratch_matches,
-                         std::vector<uint8_t>* scratch_taken) const;
+                         std::vector<Match>* scratch_sorted, std::vector<uint8_t>* scratch_taken) const;
 
  private:
   struct Node {

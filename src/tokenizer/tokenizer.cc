@@ -40,21 +40,26 @@ struct SpmSymbol {
   bool frozen;     // a byte of invalid UTF-8: never merges
 };
 
-// A candidate merge of symbols (left, right) into token `id`.
-struct SpmBigram {
-  float score;
-  int32_t left;
-  int32_t right;
-  uint32_t size;  // bytes of left + right when it was queued (stale check)
-  int32_t id;
-};
+// Maps a float to an unsigned key with the same order (-0 == +0); NaNs get
+// some fixed place, so a NaN score cannot break the heap.
+inline uint32_t OrderedFloatBits(float f) {
+  f += 0.0f;
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
 
-// Max-heap order of llama.cpp's llm_bigram_spm::comparator: highest score
-// first, ties: leftmost first.
+// A candidate merge of symbol `left` with its right neighbour into token `id`.
+// The heap is a max-heap on `key`, which packs llama.cpp's
+// llm_bigram_spm::comparator: highest score first, ties: leftmost first.
+struct SpmBigram {
+  uint64_t key;   // OrderedFloatBits(score) << 32 | (0xFFFFFFFF - left)
+  uint32_t size;  // bytes of left + right when queued (stale check)
+  int32_t id;
+  int32_t left() const { return static_cast<int32_t>(0xFFFFFFFFu - static_cast<uint32_t>(key)); }
+};
 struct SpmBigramLess {
-  bool operator()(const SpmBigram& l, const SpmBigram& r) const {
-    return l.score < r.score || (l.score == r.score && l.left > r.left);
-  }
+  bool operator()(const SpmBigram& a, const SpmBigram& b) const { return a.key < b.key; }
 };
 
 // --- HF BPE (tokenizers/src/models/bpe/word.rs) ---
@@ -67,28 +72,32 @@ struct BpeSymbol {
   bool frozen;   // a byte of invalid UTF-8: never merges
 };
 
+// Max-heap on `key`, which packs HF's Merge::cmp: lowest rank first, ties:
+// lowest position.
 struct BpeCandidate {
-  int32_t rank;
-  int32_t pos;
-  int32_t result;
+  uint64_t key;   // (0xFFFFFFFF - rank) << 32 | (0xFFFFFFFF - pos)
+  uint32_t size;  // bytes of the pair when queued (stale check, see EncodeBpeWord)
+  int32_t rank() const { return static_cast<int32_t>(0xFFFFFFFFu - static_cast<uint32_t>(key >> 32)); }
+  int32_t pos() const { return static_cast<int32_t>(0xFFFFFFFFu - static_cast<uint32_t>(key)); }
 };
-
-// Max-heap order giving HF's Merge::cmp: lowest rank first, ties: lowest position.
 struct BpeCandidateLess {
-  bool operator()(const BpeCandidate& a, const BpeCandidate& b) const {
-    return a.rank > b.rank || (a.rank == b.rank && a.pos > b.pos);
-  }
+  bool operator()(const BpeCandidate& a, const BpeCandidate& b) const { return a.key < b.key; }
 };
 
 // Per-thread scratch buffers, reused across calls (they only grow).
 struct EncodeScratch {
   std::vector<Segment> segments;
   std::vector<SpecialMatcher::Match> matches;
+  std::vector<SpecialMatcher::Match> sorted_matches;
   std::vector<uint8_t> taken;
   std::string text;
   std::string word;
   std::vector<SpmSymbol> spm_symbols;
   std::vector<SpmBigram> spm_heap;
+  std::vector<SpmBigram> spm_initial;
+  std::vector<uint32_t> word_starts;
+  std::vector<int32_t> unit_first;
+  std::vector<uint64_t> hashes;
   std::vector<BpeSymbol> bpe_symbols;
   std::vector<BpeCandidate> bpe_heap;
 };
@@ -211,15 +220,38 @@ Status Tokenizer::Build() {
     if (cp < kDenseChars && char_ids_[cp] < 0) char_ids_[cp] = id;
   }
 
+  // Tokens with U+2581 past their first byte: the only ones a merge can form
+  // across a U+2581 that starts a word (see WordStarts).
+  cross_pieces_.clear();
+  for (auto& list : cross_by_prev_byte_) list.clear();
+  for (int32_t id = 0; id < n32; ++id) {
+    const std::string& p = v.tokens[id];
+    for (size_t k = p.find(kSpaceMarker, 1); k != std::string::npos; k = p.find(kSpaceMarker, k + 1)) {
+      cross_by_prev_byte_[static_cast<uint8_t>(p[k - 1])].push_back(static_cast<uint32_t>(cross_pieces_.size()));
+      cross_pieces_.push_back(CrossPiece{p, static_cast<uint32_t>(k)});
+    }
+  }
+  // Many such tokens would make the check slow: merge whole fragments then.
+  // HF: a U+2581 that is not a vocab character could join a fused <unk> run
+  // across the cut, so only cut when it is one.
+  split_words_ = cross_pieces_.size() <= 256 &&
+                 (v.algorithm == TokenizerAlgorithm::kLlamaSpm || pieces_->Find(kSpaceMarker) >= 0);
+
   if (v.algorithm == TokenizerAlgorithm::kHfBpe) {
+    if (n32 >= MergeTable::kMaxIds || static_cast<int64_t>(v.merges.size()) >= MergeTable::kMaxRanks) {
+      return Unsupported("BPE vocabulary too large ({} tokens, {} merges; at most {} and {})", n32, v.merges.size(),
+                         MergeTable::kMaxIds - 1, MergeTable::kMaxRanks - 1);
+    }
     merges_ = std::make_unique<MergeTable>();
     merges_->Reserve(v.merges.size());
+    merge_results_.resize(v.merges.size());
     for (size_t r = 0; r < v.merges.size(); ++r) {
       const BpeMerge& m = v.merges[r];
       if (m.left < 0 || m.left >= n32 || m.right < 0 || m.right >= n32 || m.result < 0 || m.result >= n32) {
         return OutOfRange("vocabulary: merge {} has an id outside the vocabulary", r);
       }
-      merges_->Insert(m.left, m.right, MergeTable::Entry{static_cast<int32_t>(r), m.result});
+      merges_->Insert(m.left, m.right, static_cast<int32_t>(r));
+      merge_results_[r] = m.result;
     }
     for (const TextReplacement& rep : v.normalizer) {
       if (rep.pattern.empty()) return InvalidArgument("vocabulary: normalizer replacement with an empty pattern");
@@ -251,7 +283,7 @@ void Tokenizer::EncodeAppend(std::string_view text, bool add_bos, bool add_eos, 
   // 1. Special / added tokens are cut out of the raw text first.
   std::vector<Segment>& segments = s.segments;
   if (vocab_.algorithm == TokenizerAlgorithm::kLlamaSpm) {
-    specials_->SplitLongestFirst(text, &segments, &s.matches, &s.taken);
+    specials_->SplitLongestFirst(text, &segments, &s.matches, &s.sorted_matches, &s.taken);
   } else {
     specials_->SplitLeftmostLongest(text, &segments);
   }
@@ -296,6 +328,31 @@ void Tokenizer::AppendByteFallback(const char* bytes, size_t n, std::vector<int3
   }
 }
 
+// Byte offsets in `text` where an independent merge unit starts (always 0).
+// Every merge creates a token, and a token can only span a position p where
+// U+2581 starts if some token has U+2581 at an offset k > 0 and matches the
+// text at p - k. Cutting the text at all other such positions gives the same
+// tokens as merging it whole (merges in different units never interact, and
+// within a unit the heap order is unchanged), with much smaller heaps.
+void Tokenizer::WordStarts(std::string_view text, std::vector<uint32_t>* starts) const {
+  starts->assign(1, 0);
+  if (!split_words_) return;
+  size_t p = text.find(kSpaceMarker, 1);
+  while (p != std::string_view::npos) {
+    bool crosses = false;
+    for (const uint32_t idx : cross_by_prev_byte_[static_cast<uint8_t>(text[p - 1])]) {
+      const CrossPiece& c = cross_pieces_[idx];
+      if (p >= c.marker && p - c.marker + c.text.size() <= text.size() &&
+          std::memcmp(text.data() + p - c.marker, c.text.data(), c.text.size()) == 0) {
+        crosses = true;
+        break;
+      }
+    }
+    if (!crosses) starts->push_back(static_cast<uint32_t>(p));
+    p = text.find(kSpaceMarker, p + 1);
+  }
+}
+
 // llama.cpp SPM on one raw fragment: escape spaces, split into characters,
 // merge the best-scoring adjacent pair that forms a token until none does,
 // then emit each symbol (or its bytes).
@@ -305,70 +362,135 @@ void Tokenizer::EncodeSpmFragment(std::string_view fragment, bool space_prefix, 
   text.clear();
   if (space_prefix) text.append(kSpaceMarker);
   tokenizer_internal::AppendReplaced(fragment, " ", kSpaceMarker, &text);
+  if (text.empty()) return;
+  WordStarts(text, &s.word_starts);
 
-  // Characters.
+  // Characters. Each unit is its own linked list (prev/next -1 at its ends);
+  // unit_first[k] is the first symbol of unit k (plus an end sentinel).
   std::vector<SpmSymbol>& sym = s.spm_symbols;
+  std::vector<int32_t>& unit_first = s.unit_first;
   sym.clear();
+  unit_first.clear();
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   const size_t n = text.size();
+  size_t next_start = 0;  // index into word_starts
   for (size_t pos = 0; pos < n;) {
     const int len = Utf8SequenceLength(p + pos, n - pos);
     const int32_t index = static_cast<int32_t>(sym.size());
+    bool new_unit = false;
+    while (next_start < s.word_starts.size() && s.word_starts[next_start] <= pos) {
+      new_unit = true;
+      ++next_start;
+    }
+    if (new_unit) {
+      unit_first.push_back(index);
+      if (index > 0) sym.back().next = -1;
+    }
     SpmSymbol x;
-    x.prev = index - 1;
+    x.prev = new_unit ? -1 : index - 1;
+    x.next = index + 1;
     x.start = static_cast<uint32_t>(pos);
     x.len = len == 0 ? 1u : static_cast<uint32_t>(len);
     x.id = -2;
     x.frozen = len == 0;
     pos += x.len;
-    x.next = pos == n ? -1 : index + 1;
     sym.push_back(x);
   }
-  if (sym.empty()) return;
+  sym.back().next = -1;
+  unit_first.push_back(static_cast<int32_t>(sym.size()));
 
-  std::vector<SpmBigram>& heap = s.spm_heap;
-  heap.clear();
   const PieceTable& pieces = *pieces_;
   const std::vector<float>& scores = vocab_.scores;
-  auto try_add = [&](int32_t left, int32_t right) {
-    if (left < 0 || right < 0) return;
-    const SpmSymbol& l = sym[left];
-    const SpmSymbol& r = sym[right];
-    if (l.frozen || r.frozen) return;
-    const std::string_view joined(text.data() + l.start, l.len + r.len);
-    const int32_t id = pieces.Find(joined);
-    if (id < 0) return;
-    heap.push_back(SpmBigram{scores[id], left, right, l.len + r.len, id});
-    std::push_heap(heap.begin(), heap.end(), SpmBigramLess());
+  std::vector<SpmBigram>& heap = s.spm_heap;
+  auto pair_view = [&](int32_t left, int32_t right) {
+    return std::string_view(text.data() + sym[left].start, sym[left].len + sym[right].len);
   };
-  for (int32_t i = 1; i < static_cast<int32_t>(sym.size()); ++i) try_add(i - 1, i);
+  auto hash_pair = [&](int32_t left, int32_t right) {
+    const std::string_view v = pair_view(left, right);
+    return tokenizer_internal::HashBytes(v.data(), v.size());
+  };
+  auto mergeable = [&](int32_t left, int32_t right) {
+    return left >= 0 && right >= 0 && !sym[left].frozen && !sym[right].frozen;
+  };
+  // Appends (left, right) to *v if their concatenation (hash h) is a token.
+  auto candidate = [&](int32_t left, int32_t right, uint64_t h, std::vector<SpmBigram>* v) -> bool {
+    const int32_t id = pieces.FindHashed(pair_view(left, right), h);
+    if (id < 0) return false;
+    const uint64_t key = (static_cast<uint64_t>(OrderedFloatBits(scores[id])) << 32) |
+                         (0xFFFFFFFFu - static_cast<uint32_t>(left));
+    v->push_back(SpmBigram{key, sym[left].len + sym[right].len, id});
+    return true;
+  };
 
-  while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), SpmBigramLess());
-    const SpmBigram b = heap.back();
-    heap.pop_back();
-    SpmSymbol& l = sym[b.left];
-    SpmSymbol& r = sym[b.right];
-    // Skip if either side was merged since this pair was queued.
-    if (l.len == 0 || r.len == 0 || l.len + r.len != b.size) continue;
-    l.len += r.len;
-    l.id = b.id;
-    r.len = 0;
-    l.next = r.next;
-    if (r.next >= 0) sym[r.next].prev = b.left;
-    try_add(l.prev, b.left);
-    try_add(b.left, l.next);
+  // Initial pairs of the whole fragment, in order of their left symbol: hash
+  // them all, then look them up with the loads of the next kAhead in flight.
+  constexpr size_t kAhead = 8;
+  std::vector<uint64_t>& hashes = s.hashes;
+  std::vector<SpmBigram>& initial = s.spm_initial;
+  initial.clear();
+  const size_t n_sym = sym.size();
+  hashes.resize(n_sym);
+  for (size_t i = 0; i + 1 < n_sym; ++i) {
+    const int32_t l = static_cast<int32_t>(i);
+    hashes[i] = mergeable(l, sym[i].next) ? hash_pair(l, l + 1) : 0;
+    if (i < kAhead && hashes[i] != 0) pieces.Prefetch(hashes[i]);
+  }
+  for (size_t i = 0; i + 1 < n_sym; ++i) {
+    if (i + kAhead + 1 < n_sym && hashes[i + kAhead] != 0) pieces.Prefetch(hashes[i + kAhead]);
+    const int32_t l = static_cast<int32_t>(i);
+    if (mergeable(l, sym[i].next)) candidate(l, l + 1, hashes[i], &initial);
   }
 
-  for (int32_t i = 0; i != -1; i = sym[i].next) {
-    SpmSymbol& x = sym[i];
-    if (x.id == -2) {
-      x.id = x.frozen ? -1 : pieces.Find(std::string_view(text.data() + x.start, x.len));
+  // Merge each unit, then emit its symbols.
+  size_t next_initial = 0;
+  for (size_t k = 0; k + 1 < unit_first.size(); ++k) {
+    const int32_t first = unit_first[k], end = unit_first[k + 1];
+    heap.clear();
+    while (next_initial < initial.size() && initial[next_initial].left() < end) {
+      heap.push_back(initial[next_initial++]);
     }
-    if (x.id >= 0) {
-      out->push_back(x.id);
-    } else {
-      AppendByteFallback(text.data() + x.start, x.len, out);
+    std::make_heap(heap.begin(), heap.end(), SpmBigramLess());
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), SpmBigramLess());
+      const SpmBigram b = heap.back();
+      heap.pop_back();
+      const int32_t left = b.left();
+      SpmSymbol& l = sym[left];
+      // Skip if either side was merged since this pair was queued: a symbol
+      // only changes by absorbing its right neighbour, so the pair is intact
+      // exactly when its byte size is unchanged (llama.cpp checks the same).
+      if (l.len == 0 || l.next < 0) continue;
+      SpmSymbol& r = sym[l.next];
+      if (r.len == 0 || l.len + r.len != b.size) continue;
+      l.len += r.len;
+      l.id = b.id;
+      r.len = 0;
+      l.next = r.next;
+      if (r.next >= 0) sym[r.next].prev = left;
+      // The two new pairs: both lookups in flight before either is resolved.
+      const bool use_prev = mergeable(l.prev, left);
+      const bool use_next = mergeable(left, l.next);
+      const uint64_t h_prev = use_prev ? hash_pair(l.prev, left) : 0;
+      const uint64_t h_next = use_next ? hash_pair(left, l.next) : 0;
+      if (use_prev) pieces.Prefetch(h_prev);
+      if (use_next) pieces.Prefetch(h_next);
+      if (use_prev && candidate(l.prev, left, h_prev, &heap)) {
+        std::push_heap(heap.begin(), heap.end(), SpmBigramLess());
+      }
+      if (use_next && candidate(left, l.next, h_next, &heap)) {
+        std::push_heap(heap.begin(), heap.end(), SpmBigramLess());
+      }
+    }
+    for (int32_t i = first; i != -1; i = sym[i].next) {
+      SpmSymbol& x = sym[i];
+      if (x.id == -2) {
+        x.id = x.frozen ? -1 : pieces.Find(std::string_view(text.data() + x.start, x.len));
+      }
+      if (x.id >= 0) {
+        out->push_back(x.id);
+      } else {
+        AppendByteFallback(text.data() + x.start, x.len, out);
+      }
     }
   }
 }
@@ -411,22 +533,34 @@ void Tokenizer::EncodeBpeWord(std::string_view word, std::vector<int32_t>* out) 
     }
   }
   EncodeScratch& s = Scratch();
-  std::vector<BpeSymbol>& sym = s.bpe_symbols;
-  sym.clear();
-  auto add = [&](int32_t id, uint32_t len, bool frozen) {
-    const int32_t index = static_cast<int32_t>(sym.size());
-    if (index > 0) sym.back().next = index;
-    sym.push_back(BpeSymbol{id, index - 1, -1, len, frozen});
-  };
+  WordStarts(word, &s.word_starts);
 
-  // Characters -> initial symbols (tokenizers' BPE::merge_word).
+  // Characters -> initial symbols (tokenizers' BPE::merge_word). As in
+  // EncodeSpmFragment, each merge unit is its own linked list.
+  std::vector<BpeSymbol>& sym = s.bpe_symbols;
+  std::vector<int32_t>& unit_first = s.unit_first;
+  sym.clear();
+  unit_first.clear();
+  size_t next_start = 0;
+  auto add = [&](int32_t id, uint32_t len, bool frozen, size_t byte_pos) {
+    const int32_t index = static_cast<int32_t>(sym.size());
+    bool new_unit = false;
+    while (next_start < s.word_starts.size() && s.word_starts[next_start] <= byte_pos) {
+      new_unit = true;
+      ++next_start;
+    }
+    if (new_unit) unit_first.push_back(index);
+    if (index > 0 && !new_unit) sym.back().next = index;
+    sym.push_back(BpeSymbol{id, new_unit ? -1 : index - 1, -1, len, frozen});
+  };
   const auto* p = reinterpret_cast<const unsigned char*>(word.data());
   const size_t n = word.size();
   int32_t pending_unk_len = 0;  // fused unk run waiting to be added
+  size_t pending_unk_pos = 0;
   const int32_t unk = vocab_.unk_id;
   auto flush_unk = [&] {
     if (pending_unk_len > 0) {
-      add(unk, static_cast<uint32_t>(pending_unk_len), false);
+      add(unk, static_cast<uint32_t>(pending_unk_len), false, pending_unk_pos);
       pending_unk_len = 0;
     }
   };
@@ -437,9 +571,9 @@ void Tokenizer::EncodeBpeWord(std::string_view word, std::vector<int32_t>* out) 
       flush_unk();
       const int32_t id = byte_ids_[p[pos]];
       if (id >= 0) {
-        add(id, 1, true);
+        add(id, 1, true, pos);
       } else if (unk >= 0) {
-        add(unk, 1, true);
+        add(unk, 1, true, pos);
       }
       ++pos;
       continue;
@@ -449,7 +583,7 @@ void Tokenizer::EncodeBpeWord(std::string_view word, std::vector<int32_t>* out) 
                                   : pieces_->Find(std::string_view(word.data() + pos, static_cast<size_t>(len)));
     if (id >= 0) {
       flush_unk();
-      add(id, static_cast<uint32_t>(len), false);
+      add(id, static_cast<uint32_t>(len), false, pos);
     } else {
       bool done = false;
       if (vocab_.byte_fallback) {
@@ -457,16 +591,17 @@ void Tokenizer::EncodeBpeWord(std::string_view word, std::vector<int32_t>* out) 
         for (int k = 0; k < len; ++k) all = all && byte_ids_[p[pos + k]] >= 0;
         if (all) {
           flush_unk();
-          for (int k = 0; k < len; ++k) add(byte_ids_[p[pos + k]], 1, false);
+          for (int k = 0; k < len; ++k) add(byte_ids_[p[pos + k]], 1, false, pos + static_cast<size_t>(k));
           done = true;
         }
       }
       if (!done && unk >= 0) {
         if (vocab_.fuse_unk) {
+          if (pending_unk_len == 0) pending_unk_pos = pos;
           pending_unk_len += len;
         } else {
           flush_unk();
-          add(unk, static_cast<uint32_t>(len), false);
+          add(unk, static_cast<uint32_t>(len), false, pos);
         }
       }
     }
@@ -474,42 +609,55 @@ void Tokenizer::EncodeBpeWord(std::string_view word, std::vector<int32_t>* out) 
   }
   flush_unk();
   if (sym.empty()) return;
+  unit_first.push_back(static_cast<int32_t>(sym.size()));
 
-  // Word::merge_all.
+  // Word::merge_all per unit: repeatedly merge the pair of lowest rank (ties: leftmost).
   const MergeTable& merges = *merges_;
   std::vector<BpeCandidate>& heap = s.bpe_heap;
-  heap.clear();
-  auto push = [&](int32_t pos, int32_t next) {
-    if (sym[pos].frozen || sym[next].frozen) return;
-    const MergeTable::Entry* e = merges.Find(sym[pos].id, sym[next].id);
-    if (e == nullptr) return;
-    heap.push_back(BpeCandidate{e->rank, pos, e->result});
-    std::push_heap(heap.begin(), heap.end(), BpeCandidateLess());
+  auto candidate = [&](int32_t pos, int32_t next) -> bool {
+    const BpeSymbol& l = sym[pos];
+    const BpeSymbol& r = sym[next];
+    if (l.frozen || r.frozen) return false;
+    const int32_t rank = merges.Find(l.id, r.id);
+    if (rank < 0) return false;
+    const uint64_t key = (static_cast<uint64_t>(0xFFFFFFFFu - static_cast<uint32_t>(rank)) << 32) |
+                         (0xFFFFFFFFu - static_cast<uint32_t>(pos));
+    heap.push_back(BpeCandidate{key, l.len + r.len});
+    return true;
   };
-  for (int32_t i = 0; i + 1 < static_cast<int32_t>(sym.size()); ++i) push(i, i + 1);
-
-  while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), BpeCandidateLess());
-    const BpeCandidate top = heap.back();
-    heap.pop_back();
-    BpeSymbol& cur = sym[top.pos];
-    if (cur.len == 0 || cur.next == -1) continue;
-    const int32_t next_pos = cur.next;
-    const BpeSymbol right = sym[next_pos];
-    if (cur.frozen || right.frozen) continue;
-    // Expired entry: the pair at this position no longer makes `result`.
-    const MergeTable::Entry* e = merges.Find(cur.id, right.id);
-    if (e == nullptr || e->result != top.result) continue;
-    cur.id = top.result;
-    cur.len += right.len;
-    cur.next = right.next;
-    sym[next_pos].len = 0;
-    if (right.next >= 0) sym[right.next].prev = top.pos;
-    if (cur.prev >= 0) push(cur.prev, top.pos);
-    if (cur.next >= 0) push(top.pos, cur.next);
+  for (size_t k = 0; k + 1 < unit_first.size(); ++k) {
+    const int32_t first = unit_first[k], end = unit_first[k + 1];
+    heap.clear();
+    for (int32_t i = first; i + 1 < end; ++i) candidate(i, i + 1);
+    std::make_heap(heap.begin(), heap.end(), BpeCandidateLess());
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), BpeCandidateLess());
+      const BpeCandidate top = heap.back();
+      heap.pop_back();
+      const int32_t top_pos = top.pos();
+      BpeSymbol& cur = sym[top_pos];
+      if (cur.len == 0 || cur.next == -1) continue;
+      const int32_t next_pos = cur.next;
+      const BpeSymbol right = sym[next_pos];
+      // Expired entry. HF re-looks the pair up and skips if it no longer makes
+      // the queued result; a symbol only changes by absorbing its right
+      // neighbour, so that happens exactly when the pair's byte span grew (ids
+      // name distinct strings), which the size comparison detects without a lookup.
+      if (cur.len + right.len != top.size) continue;
+      cur.id = merge_results_[top.rank()];
+      cur.len += right.len;
+      cur.next = right.next;
+      sym[next_pos].len = 0;
+      if (right.next >= 0) sym[right.next].prev = top_pos;
+      if (cur.prev >= 0 && candidate(cur.prev, top_pos)) {
+        std::push_heap(heap.begin(), heap.end(), BpeCandidateLess());
+      }
+      if (cur.next >= 0 && candidate(top_pos, cur.next)) {
+        std::push_heap(heap.begin(), heap.end(), BpeCandidateLess());
+      }
+    }
+    for (int32_t i = first; i != -1; i = sym[i].next) out->push_back(sym[i].id);
   }
-
-  for (int32_t i = 0; i != -1; i = sym[i].next) out->push_back(sym[i].id);
 }
 
 Result<std::string> Tokenizer::Decode(std::span<const int32_t> ids, bool skip_special) const {

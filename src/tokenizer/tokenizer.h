@@ -108,15 +108,26 @@ class Tokenizer {
   void EncodeBpeFragment(std::string_view fragment, std::vector<int32_t>* out) const;
   void EncodeBpeWord(std::string_view word, std::vector<int32_t>* out) const;
   void AppendByteFallback(const char* bytes, size_t n, std::vector<int32_t>* out) const;
+  void WordStarts(std::string_view text, std::vector<uint32_t>* starts) const;
 
   Vocab vocab_;
   std::unique_ptr<tokenizer_internal::PieceTable> pieces_;
   std::unique_ptr<tokenizer_internal::SpecialMatcher> specials_;
-  std::unique_ptr<tokenizer_internal::MergeTable> merges_;  // kHfBpe only
+  std::unique_ptr<tokenizer_internal::MergeTable> merges_;  // kHfBpe only: (left, right) -> rank
+  std::vector<int32_t> merge_results_;                       // kHfBpe only: rank -> result id
   int32_t byte_ids_[256];
   // Dense code point -> id of single-character pieces (-1: not a piece), for
   // code points below kDenseChars; others go through the hash table.
   std::vector<int32_t> char_ids_;
+  // Word cutting (see WordStarts in tokenizer.cc): tokens holding U+2581 at
+  // byte offset `marker` > 0, indexed by the byte before that U+2581.
+  struct CrossPiece {
+    std::string text;
+    uint32_t marker;
+  };
+  std::vector<CrossPiece> cross_pieces_;
+  std::vector<uint32_t> cross_by_prev_byte_[256];
+  bool split_words_ = false;
 };
 
 }  // namespace gembed

@@ -233,6 +233,50 @@ TEST(TokenizerPartition, LongestFirstVersusLeftmostLongest) {
   EXPECT_EQ(spm->Encode("ab bcd", false, false).front(), 0);
 }
 
+// Tokens that hold U+2581 after their first character (Gemma3 has '>▁</')
+// can be formed across a space: merging must not treat spaces as hard word
+// boundaries.
+Vocab CrossSpaceVocab(TokenizerAlgorithm algo) {
+  Vocab v;
+  v.algorithm = algo;
+  auto add = [&](std::string t) {
+    v.tokens.push_back(std::move(t));
+    v.types.push_back(TokenType::kNormal);
+    v.scores.push_back(-static_cast<float>(v.tokens.size()));
+  };
+  add("x");                                // 0
+  add("y");                                // 1
+  add("\xE2\x96\x81");                    // 2  ▁
+  add("x\xE2\x96\x81");                   // 3  x▁
+  add("x\xE2\x96\x81y");                  // 4  x▁y
+  add("\xE2\x96\x81y");                   // 5  ▁y
+  add("\xE2\x96\x81\xE2\x96\x81");       // 6  ▁▁
+  v.merges = {BpeMerge{0, 2, 3}, BpeMerge{3, 1, 4}, BpeMerge{2, 1, 5}, BpeMerge{2, 2, 6}};
+  if (algo == TokenizerAlgorithm::kHfBpe) v.normalizer.push_back({" ", "\xE2\x96\x81"});
+  return v;
+}
+
+TEST(TokenizerWords, MergesAcrossSpacesWhenATokenSpansThem) {
+  for (auto algo : {TokenizerAlgorithm::kLlamaSpm, TokenizerAlgorithm::kHfBpe}) {
+    auto t = MakeTokenizer(CrossSpaceVocab(algo));
+    ASSERT_TRUE(t);
+    // SPM: "x▁" (score -4) beats "▁y" (-6), then "x▁y". HF: (x,▁) rank 0, then (x▁,y) rank 1.
+    EXPECT_EQ(t->Encode("x y", false, false), (Ids{4})) << static_cast<int>(algo);
+    EXPECT_EQ(t->Encode("y x y x", false, false), (Ids{1, 2, 4, 2, 0})) << static_cast<int>(algo);
+    // No x before the space: ordinary word start.
+    EXPECT_EQ(t->Encode("y y", false, false), (Ids{1, 5})) << static_cast<int>(algo);
+  }
+  // "▁▁" holds U+2581 at offset 3: runs of spaces stay together.
+  auto spm = MakeTokenizer(CrossSpaceVocab(TokenizerAlgorithm::kLlamaSpm));
+  auto hf = MakeTokenizer(CrossSpaceVocab(TokenizerAlgorithm::kHfBpe));
+  ASSERT_TRUE(spm && hf);
+  // SPM: "▁▁" (-7) loses to "▁y" (-6): ▁ + ▁y. HF: (▁,y) rank 2 beats (▁,▁) rank 3.
+  EXPECT_EQ(spm->Encode("  y", false, false), (Ids{2, 5}));
+  EXPECT_EQ(hf->Encode("  y", false, false), (Ids{2, 5}));
+  EXPECT_EQ(spm->Encode("   ", false, false), (Ids{6, 2}));
+  EXPECT_EQ(hf->Encode("   ", false, false), (Ids{6, 2}));
+}
+
 // ---------------------------------------------------------------------------
 // A small HF tokenizer.json.
 // ---------------------------------------------------------------------------
