@@ -308,11 +308,11 @@ Result<SafetensorsTensorInfo> ParseTensorEntry(const std::string& name, const Js
   GEMBED_RETURN_IF_ERROR(ReadUintArray(*sh, name, "shape", &dims));
   t.shape.assign(dims.begin(), dims.end());
 
+  if (off->is_array() && off->size() != 2)
+    return CorruptFile("tensor \"{}\": \"data_offsets\" has {} entries, expected 2 [begin, end]",
+                       pname, off->size());
   std::vector<uint64_t> offs;
   GEMBED_RETURN_IF_ERROR(ReadUintArray(*off, name, "data_offsets", &offs));
-  if (offs.size() != 2)
-    return CorruptFile("tensor \"{}\": \"data_offsets\" has {} entries, expected 2 [begin, end]",
-                       pname, offs.size());
   t.begin = offs[0];
   t.end = offs[1];
   if (t.end < t.begin)

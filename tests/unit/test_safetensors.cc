@@ -395,6 +395,9 @@ TEST(SafetensorsMalformed, TensorEntryFields) {
 TEST(SafetensorsMalformed, Offsets) {
   ExpectCorrupt(RawFile("{\"w\":" + Entry("U8", "[1]", "[0]") + "}", {1}), {"has 1 entries, expected 2"});
   ExpectCorrupt(RawFile("{\"w\":" + Entry("U8", "[1]", "[0,1,2]") + "}", {1}), {"has 3 entries"});
+  std::string offsets100 = "[0";
+  for (int i = 0; i < 99; ++i) offsets100 += ",0";
+  ExpectCorrupt(RawFile("{\"w\":" + Entry("U8", "[1]", offsets100 + "]") + "}", {1}), {"has 100 entries"});
   ExpectCorrupt(RawFile("{\"w\":" + Entry("U8", "[1]", "[2,1]") + "}", {1, 2}), {"end 1 is before begin 2"});
   ExpectCorrupt(RawFile("{\"w\":" + Entry("U8", "[4]", "[0,4]") + "}", {1, 2}), {"run past the data section"});
   ExpectCorrupt(RawFile("{\"w\":" + Entry("U8", "[1]", "[0,-1]") + "}", {1}), {"negative integer"});
