@@ -17,6 +17,8 @@ constexpr int64_t kAttnQueryBlock = 32;
 // Below this many multiply-adds a loop runs on the calling thread only: waking
 // the pool costs more than the work.
 constexpr int64_t kMinParallelWork = 1 << 15;
+// Attention K^T packs up to this many floats run on the calling thread.
+constexpr int64_t kSerialPackFloats = 1 << 16;
 // MatMul rows per thread from which threads split rows instead of columns.
 constexpr int64_t kRowSplitMinRows = 32;
 
@@ -405,7 +407,14 @@ Status Ops::Attention(const float* q, const float* k, const float* v, int64_t t,
       }
     }
   };
-  ParallelRun(*pool_, n_kv_heads * total_panels, GrainFor(head_dim * kPanelWidth), pack);
+  // Packing is a copy: for short batches it costs less than a round trip
+  // through the pool, so it runs on the caller.
+  const int64_t pack_units = n_kv_heads * total_panels;
+  if (pack_units * kPanelWidth * head_dim <= kSerialPackFloats) {
+    pack(0, pack_units, 0);
+  } else {
+    ParallelRun(*pool_, pack_units, GrainFor(head_dim * kPanelWidth), pack);
+  }
 
   // Phase 2: score tiles.
   const int64_t max_keys = window < 0 ? max_len
