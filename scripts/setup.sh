@@ -24,7 +24,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, tokenizers, pytest, gguf" 2>/dev/null; then
+if ! .venv/bin/python -c "import numpy, tokenizers, pytest, gguf, safetensors" 2>/dev/null; then
   echo "setup: installing Python test tools into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 fi
