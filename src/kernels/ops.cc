@@ -380,6 +380,9 @@ Status Ops::Attention(const float* q, const float* k, const float* v, int64_t t,
     seq_item_base_[static_cast<size_t>(s) + 1] =
         seq_item_base_[static_cast<size_t>(s)] + n_heads * CeilDiv(len, kAttnQueryBlock);
   }
+  // A window as wide as the longest sequence masks nothing: treat it as
+  // global (this also keeps p + window from overflowing for huge windows).
+  if (window >= max_len) window = -1;
   const int64_t total_panels = seq_panel_base_.back();
   const int64_t total_items = seq_item_base_.back();
   const size_t panel_floats = static_cast<size_t>(kPanelWidth * head_dim);

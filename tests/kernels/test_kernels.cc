@@ -919,6 +919,11 @@ TEST_P(IsaTest, AttentionIllConditionedAndErrors) {
   EXPECT_EQ(code({0, 5}, 6, 3, 1), StatusCode::kInvalidArgument);
   EXPECT_EQ(code({0, 5}, 5, 3, 2), StatusCode::kInvalidArgument);
   EXPECT_EQ(code({0, 0}, 0, 3, 1), StatusCode::kOk);
+  // A window wider than any sequence equals global attention (and must not overflow).
+  std::vector<float> global(out.size()), wide(out.size());
+  ASSERT_TRUE(ops.Attention(qv.data(), kv.data(), vv.data(), t, cu, hq, hkv, dh, -1, 0.0625f, global.data()).ok());
+  ASSERT_TRUE(ops.Attention(qv.data(), kv.data(), vv.data(), t, cu, hq, hkv, dh, INT64_MAX, 0.0625f, wide.data()).ok());
+  EXPECT_TRUE(BitwiseEqual(wide.data(), global.data(), global.size(), "huge window"));
 }
 
 TEST_P(IsaTest, MeanPoolAndL2NormalizeOps) {
