@@ -78,22 +78,81 @@ inline __m512 RoundHalfAway(__m512 v) {
   return _mm512_mask_add_ps(t, up, t, one);
 }
 
+struct MaxOp {
+  __m512 operator()(__m512 a, __m512 b) const { return _mm512_max_ps(a, b); }
+};
+struct AddOp {
+  __m512 operator()(__m512 a, __m512 b) const { return _mm512_add_ps(a, b); }
+};
+
+// Reduces 16 vectors at once: lane i of the result = op over the 16 lanes of
+// v[i]. Four shuffle levels (128-bit lane pairs, lanes, element pairs,
+// elements) take 15 ops instead of 16 separate horizontal reductions; a final
+// permute restores the order. op must be associative and commutative on the
+// values involved (max; add of exactly representable integers).
+template <typename Op>
+inline __m512 Reduce16(const __m512 (&v)[16], Op op) {
+  __m512 t[8], u[4], w[2];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i)  // lanes 0-1: v[2i], lanes 2-3: v[2i+1]
+    t[i] = op(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
+              _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i)  // lane j: 4 partials of v[4i + j]
+    u[i] = op(_mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0x88),
+              _mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0xDD));
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; ++i)  // lane j: 2 partials each of v[8i + j], v[8i + 4 + j]
+    w[i] = op(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0x44),
+              _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0xEE));
+  // lane j, element e: the reduction of v[4e + j]
+  const __m512 r = op(_mm512_shuffle_ps(w[0], w[1], 0x88), _mm512_shuffle_ps(w[0], w[1], 0xDD));
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  return _mm512_permutexvar_ps(order, r);
+}
+
 }  // namespace
 
 void QuantizeRowQ8(const float* x, int64_t k, int8_t* qs, float* d, int32_t* corr) {
-  for (int64_t b = 0; b < k / 32; ++b) {
-    const __m512 v0 = _mm512_loadu_ps(x + b * 32);
-    const __m512 v1 = _mm512_loadu_ps(x + b * 32 + 16);
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-    const float db = amax / 127.0f;
-    const float id = db != 0.0f ? 1.0f / db : 0.0f;
-    const __m512 idv = _mm512_set1_ps(id);
-    const __m512i q0 = _mm512_cvttps_epi32(RoundHalfAway(_mm512_mul_ps(v0, idv)));
-    const __m512i q1 = _mm512_cvttps_epi32(RoundHalfAway(_mm512_mul_ps(v1, idv)));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32), _mm512_cvtepi32_epi8(q0));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32 + 16), _mm512_cvtepi32_epi8(q1));
-    d[b] = db;
-    corr[b] = -128 * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+  const int64_t nb = k / 32;
+  const __m512 zero = _mm512_setzero_ps();
+  // Groups of 16 blocks: the per-block max and sum reductions of a group are
+  // done together (Reduce16), and d = amax/127, id = 1/d as one vector each.
+  // Every operation is exact or the same IEEE operation as in the scalar
+  // rule, so the output is bit-identical to reference::QuantizeRowQ8.
+  for (int64_t b0 = 0; b0 < nb; b0 += 16) {
+    const int n = nb - b0 < 16 ? static_cast<int>(nb - b0) : 16;
+    __m512 am[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) {
+      const int64_t b = b0 + (i < n ? i : 0);  // spare lanes repeat block b0
+      am[i] = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + b * 32)),
+                            _mm512_abs_ps(_mm512_loadu_ps(x + b * 32 + 16)));
+    }
+    const __m512 dv = _mm512_div_ps(Reduce16(am, MaxOp()), _mm512_set1_ps(127.0f));
+    const __mmask16 nonzero = _mm512_cmp_ps_mask(dv, zero, _CMP_NEQ_OQ);
+    const __m512 idv = _mm512_maskz_div_ps(nonzero, _mm512_set1_ps(1.0f), dv);
+    const __mmask16 valid = TailMask(n);
+    _mm512_mask_storeu_ps(d + b0, valid, dv);
+    alignas(64) float ids[16];
+    _mm512_store_ps(ids, idv);
+    __m512 sums[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) {
+      if (i >= n) {
+        sums[i] = zero;
+        continue;
+      }
+      const int64_t b = b0 + i;
+      const __m512 id = _mm512_set1_ps(ids[i]);
+      const __m512 r0 = RoundHalfAway(_mm512_mul_ps(_mm512_loadu_ps(x + b * 32), id));
+      const __m512 r1 = RoundHalfAway(_mm512_mul_ps(_mm512_loadu_ps(x + b * 32 + 16), id));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(r0)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32 + 16), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(r1)));
+      sums[i] = _mm512_add_ps(r0, r1);  // integers of magnitude <= 32 * 127: exact in fp32
+    }
+    const __m512i total = _mm512_cvttps_epi32(Reduce16(sums, AddOp()));
+    _mm512_mask_storeu_epi32(corr + b0, valid, _mm512_mullo_epi32(total, _mm512_set1_epi32(-128)));
   }
 }
 
