@@ -43,6 +43,8 @@ class JsonReader {
 
   // Decoded string value into *out (replaces its contents).
   bool ReadString(std::string* out);
+  // Decoded string value appended to *out.
+  bool AppendString(std::string* out);
   bool ReadInt64(int64_t* v);
   bool ReadDouble(double* v);
   bool ReadBool(bool* v);
@@ -60,7 +62,7 @@ class JsonReader {
  private:
   void SkipWhitespace();
   bool Expect(char c);
-  bool ParseStringInto(std::string* out);
+  bool ParseStringInto(std::string* out);  // appends
   bool ScanNumber(std::string_view* token);
   bool SkipString();
 

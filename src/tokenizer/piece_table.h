@@ -63,6 +63,9 @@ class PieceTable {
   // piece found (the later id; the earlier id keeps the piece), or -1 if all
   // pieces are distinct.
   int32_t Build(const std::vector<std::string>& pieces);
+  // Appends one piece as id size(). Returns false (and adds nothing) if the
+  // piece is already present.
+  bool Add(std::string_view piece);
 
   // Id of `piece`, or -1.
   int32_t Find(std::string_view piece) const { return FindHashed(piece, HashBytes(piece.data(), piece.size())); }
@@ -114,6 +117,12 @@ class PieceTable {
     filter_[a >> 6] |= uint64_t{1} << (a & 63);
     filter_[b >> 6] |= uint64_t{1} << (b & 63);
   }
+  // (Re)creates the slots and filter for `capacity` slots and inserts ids
+  // [0, size()); returns the first duplicate id or -1.
+  int32_t Rehash(size_t capacity);
+  // Inserts id (whose bytes are in the arena); false if its piece is present.
+  bool Insert(int32_t id);
+  bool Insert(int32_t id, uint64_t h);
   static uint32_t MakeTag(uint64_t h, size_t n) {
     return (static_cast<uint32_t>(h >> 32) & 0xFFFFFF00u) | static_cast<uint32_t>(n < 255 ? n : 255);
   }
@@ -157,6 +166,15 @@ class MergeTable {
     }
   }
   bool empty() const { return slots_.empty(); }
+
+  // Starts loading what Find(left, right) will read.
+  void Prefetch(int32_t left, int32_t right) const {
+    const uint64_t h = Mix(Key(left, right));
+    const uint64_t a = (h >> 24) & filter_mask_, b = (h >> 44) & filter_mask_;
+    __builtin_prefetch(&filter_[a >> 6]);
+    __builtin_prefetch(&filter_[b >> 6]);
+    __builtin_prefetch(&slots_[static_cast<size_t>(h) & mask_]);
+  }
 
  private:
   static constexpr uint64_t kEmpty = ~0ull;

@@ -172,7 +172,13 @@ void SpecialMatcher::SplitLongestFirst(std::string_view text, std::vector<Segmen
     for (size_t k = 0; k + 1 < start.size(); ++k) {
       auto first = sorted->begin() + static_cast<std::ptrdiff_t>(start[k]);
       auto last = sorted->begin() + static_cast<std::ptrdiff_t>(start[k + 1]);
-      if (last - first > 1 && std::any_of(first + 1, last, [&](const Match& m) { return m.token != first->token; })) {
+      // Token order only matters where two different tokens of this length
+      // overlap; the bucket is in start order, so checking neighbours suffices.
+      bool conflict = false;
+      for (auto it = first; it + 1 < last && !conflict; ++it) {
+        conflict = it[1].token != it[0].token && it[1].begin < it[0].begin + it[0].len;
+      }
+      if (conflict) {
         std::stable_sort(first, last, [](const Match& a, const Match& b) { return a.token < b.token; });
       }
     }

@@ -8,6 +8,7 @@
 #include "tokenizer/piece_table.h"
 #include "tokenizer/special_matcher.h"
 #include "tokenizer/utf8.h"
+#include "tokenizer/vocab_internal.h"
 
 namespace gembed {
 
@@ -100,6 +101,7 @@ struct EncodeScratch {
   std::vector<uint64_t> hashes;
   std::vector<BpeSymbol> bpe_symbols;
   std::vector<BpeCandidate> bpe_heap;
+  std::vector<BpeCandidate> bpe_initial;
 };
 
 EncodeScratch& Scratch() {
@@ -128,8 +130,13 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromVocab(Vocab vocab) {
 }
 
 Result<std::unique_ptr<Tokenizer>> Tokenizer::FromHfJson(const std::string& tokenizer_json_path) {
-  GEMBED_ASSIGN_OR_RETURN(Vocab v, ReadVocabFromHfJson(tokenizer_json_path));
-  return FromVocab(std::move(v));
+  std::unique_ptr<PieceTable> table;
+  GEMBED_ASSIGN_OR_RETURN(Vocab v, tokenizer_internal::ReadVocabFromHfJson(tokenizer_json_path, &table));
+  std::unique_ptr<Tokenizer> t(new Tokenizer());
+  t->vocab_ = std::move(v);
+  t->pieces_ = std::move(table);  // already built over vocab_.tokens
+  GEMBED_RETURN_IF_ERROR(t->Build());
+  return t;
 }
 
 Result<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const GgufFile& gguf) {
@@ -181,10 +188,12 @@ Status Tokenizer::Build() {
     return InvalidArgument("vocabulary: model_vocab_size {} is outside 0..{}", v.model_vocab_size, n32);
   }
 
-  pieces_ = std::make_unique<PieceTable>();
-  if (const int32_t dup = pieces_->Build(v.tokens); dup >= 0) {
-    return CorruptFile("vocabulary: piece '{}' appears twice (ids {} and {})", v.tokens[dup],
-                       pieces_->Find(v.tokens[dup]), dup);
+  if (!pieces_ || pieces_->size() != n32) {
+    pieces_ = std::make_unique<PieceTable>();
+    if (const int32_t dup = pieces_->Build(v.tokens); dup >= 0) {
+      return CorruptFile("vocabulary: piece '{}' appears twice (ids {} and {})", v.tokens[dup],
+                         pieces_->Find(v.tokens[dup]), dup);
+    }
   }
 
   // Special tokens: what both algorithms cut out before merging.
@@ -245,7 +254,9 @@ Status Tokenizer::Build() {
     merges_ = std::make_unique<MergeTable>();
     merges_->Reserve(v.merges.size());
     merge_results_.resize(v.merges.size());
+    constexpr size_t kAhead = 16;  // slot loads in flight (random stores into MiBs)
     for (size_t r = 0; r < v.merges.size(); ++r) {
+      if (r + kAhead < v.merges.size()) merges_->Prefetch(v.merges[r + kAhead].left, v.merges[r + kAhead].right);
       const BpeMerge& m = v.merges[r];
       if (m.left < 0 || m.left >= n32 || m.right < 0 || m.right >= n32 || m.result < 0 || m.result >= n32) {
         return OutOfRange("vocabulary: merge {} has an id outside the vocabulary", r);
@@ -625,10 +636,26 @@ void Tokenizer::EncodeBpeWord(std::string_view word, std::vector<int32_t>* out) 
     heap.push_back(BpeCandidate{key, l.len + r.len});
     return true;
   };
+  // Initial pairs of the whole word, with the table loads of the next
+  // kAhead pairs in flight; they are in position order, so each unit's
+  // candidates are a contiguous run.
+  constexpr int32_t kAhead = 8;
+  const int32_t n_sym = static_cast<int32_t>(sym.size());
+  for (int32_t i = 0; i + 1 < n_sym && i < kAhead; ++i) merges.Prefetch(sym[i].id, sym[i + 1].id);
+  std::vector<BpeCandidate>& initial = s.bpe_initial;
+  initial.clear();
+  for (int32_t i = 0; i + 1 < n_sym; ++i) {
+    if (i + kAhead + 1 < n_sym) merges.Prefetch(sym[i + kAhead].id, sym[i + kAhead + 1].id);
+    if (sym[i].next == i + 1 && candidate(i, i + 1)) {
+      initial.push_back(heap.back());
+      heap.pop_back();
+    }
+  }
+  size_t next_initial = 0;
   for (size_t k = 0; k + 1 < unit_first.size(); ++k) {
     const int32_t first = unit_first[k], end = unit_first[k + 1];
     heap.clear();
-    for (int32_t i = first; i + 1 < end; ++i) candidate(i, i + 1);
+    while (next_initial < initial.size() && initial[next_initial].pos() < end) heap.push_back(initial[next_initial++]);
     std::make_heap(heap.begin(), heap.end(), BpeCandidateLess());
     while (!heap.empty()) {
       std::pop_heap(heap.begin(), heap.end(), BpeCandidateLess());

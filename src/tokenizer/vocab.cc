@@ -11,6 +11,7 @@
 #include "tokenizer/json_reader.h"
 #include "tokenizer/piece_table.h"
 #include "tokenizer/utf8.h"
+#include "tokenizer/vocab_internal.h"
 
 namespace gembed {
 
@@ -75,7 +76,8 @@ class HfJsonParser {
  public:
   explicit HfJsonParser(std::string_view json) : r_(json) {}
 
-  Result<Vocab> Parse();
+  // *table receives the piece table over the returned vocab's tokens.
+  Result<Vocab> Parse(std::unique_ptr<tokenizer_internal::PieceTable>* table);
 
  private:
   bool ParseAddedTokens();
@@ -363,17 +365,21 @@ bool HfJsonParser::ParseVocab() {
 
 bool HfJsonParser::ParseMerges() {
   if (!r_.BeginArray()) return false;
-  std::string a, b;
+  std::string a;
   auto& arena = model_.merge_arena;
   auto& off = model_.merge_offsets;
+  arena.reserve(1 << 23);
+  off.reserve(1 << 21);
   while (r_.NextElement()) {
     const JsonKind k = r_.Peek();
     if (k == JsonKind::kArray) {
+      // [left, right]: decoded straight into the arena.
       if (!r_.BeginArray()) return false;
       int n = 0;
       while (r_.NextElement()) {
         if (n >= 2) return r_.Fail("merge with more than two pieces");
-        if (!r_.ReadString(n == 0 ? &a : &b)) return false;
+        if (!r_.AppendString(&arena)) return false;
+        off.push_back(static_cast<uint32_t>(arena.size()));
         ++n;
       }
       if (!r_.ok()) return false;
@@ -385,16 +391,14 @@ bool HfJsonParser::ParseMerges() {
       if (sp == std::string::npos || a.find(' ', sp + 1) != std::string::npos) {
         return r_.Fail("merge string is not two pieces separated by one space");
       }
-      b = a.substr(sp + 1);
-      a.resize(sp);
+      arena.append(a, 0, sp);
+      off.push_back(static_cast<uint32_t>(arena.size()));
+      arena.append(a, sp + 1);
+      off.push_back(static_cast<uint32_t>(arena.size()));
     } else {
       return r_.Fail("merge is neither [left, right] nor \"left right\"");
     }
-    if (arena.size() + a.size() + b.size() > UINT32_MAX) return r_.Fail("merges too large");
-    arena.append(a);
-    off.push_back(static_cast<uint32_t>(arena.size()));
-    arena.append(b);
-    off.push_back(static_cast<uint32_t>(arena.size()));
+    if (arena.size() > UINT32_MAX / 2) return r_.Fail("merges too large");
   }
   return r_.ok();
 }
@@ -433,7 +437,7 @@ bool HfJsonParser::ParseModel() {
   return r_.ok();
 }
 
-Result<Vocab> HfJsonParser::Parse() {
+Result<Vocab> HfJsonParser::Parse(std::unique_ptr<tokenizer_internal::PieceTable>* table_out) {
   bool ok = r_.BeginObject();
   std::string key;
   while (ok && r_.NextMember(&key)) {
@@ -476,41 +480,34 @@ Result<Vocab> HfJsonParser::Parse() {
     if (IsByteTokenText(v.tokens[id])) v.types[id] = TokenType::kByte;
   }
 
-  tokenizer_internal::PieceTable table;
+  auto table_owner = std::make_unique<tokenizer_internal::PieceTable>();
+  tokenizer_internal::PieceTable& table = *table_owner;
   if (const int32_t dup = table.Build(v.tokens); dup >= 0) {
     return corrupt(fmt::format("piece '{}' appears twice in the model vocab", v.tokens[dup]));
   }
 
   // Added tokens: ids of pieces already in the model vocab must agree; new
   // pieces get the next ids in order (as HF's AddedVocabulary assigns them).
-  std::map<std::string, int32_t, std::less<>> added_ids;
   for (const AddedTokenJson& t : added_) {
-    const int32_t in_vocab = table.Find(t.content);
-    int32_t id;
-    if (in_vocab >= 0) {
-      if (in_vocab != t.id) {
-        return corrupt(fmt::format("added token '{}' has id {} but the vocab says {}", t.content, t.id, in_vocab));
+    int32_t id = table.Find(t.content);
+    if (id >= 0) {
+      if (id != t.id) {
+        return corrupt(fmt::format("added token '{}' has id {} but the {} says {}", t.content, t.id,
+                                   id < n_model ? "vocab" : "list of added tokens", id));
       }
-      id = in_vocab;
     } else {
-      if (added_ids.count(t.content)) return corrupt(fmt::format("added token '{}' appears twice", t.content));
       if (t.id != static_cast<int64_t>(v.tokens.size())) {
         return corrupt(fmt::format("added token '{}' has id {}; expected the next free id {}", t.content, t.id, v.tokens.size()));
       }
       id = static_cast<int32_t>(t.id);
       v.tokens.push_back(t.content);
       v.types.push_back(TokenType::kNormal);
+      table.Add(t.content);
     }
-    added_ids[t.content] = id;
     v.types[id] = (t.special || TokenLooksSpecial(t.content)) ? TokenType::kControl : TokenType::kUserDefined;
   }
 
-  auto find_piece = [&](std::string_view piece) -> int32_t {
-    const int32_t id = table.Find(piece);
-    if (id >= 0) return id;
-    const auto it = added_ids.find(piece);
-    return it == added_ids.end() ? -1 : it->second;
-  };
+  auto find_piece = [&](std::string_view piece) -> int32_t { return table.Find(piece); };
 
   // Scores, as the synthetic model's converter-equivalent vocabulary has them.
   int32_t first_normal = -1;
@@ -529,21 +526,34 @@ Result<Vocab> HfJsonParser::Parse() {
     }
   }
 
-  // Merges.
+  // Merges. Left and right pieces are adjacent in the arena, so merge i
+  // spells out as arena[off[2i], off[2i+2]): three lookups per merge, run
+  // with the table loads of the next merges in flight. Only the model's own
+  // vocabulary can take part (HF's BPE model does not see added tokens).
   const auto& off = model_.merge_offsets;
+  const std::string& arena = model_.merge_arena;
   const size_t n_merges = (off.size() - 1) / 2;
   v.merges.resize(n_merges);
-  std::string joined;
-  const std::string& arena = model_.merge_arena;
+  auto view = [&](size_t b, size_t e) { return std::string_view(arena.data() + off[b], off[e] - off[b]); };
+  auto hash3 = [&](size_t i, uint64_t* h) {
+    for (int k = 0; k < 3; ++k) {
+      const std::string_view sv = k == 0 ? view(2 * i, 2 * i + 1) : k == 1 ? view(2 * i + 1, 2 * i + 2) : view(2 * i, 2 * i + 2);
+      h[k] = tokenizer_internal::HashBytes(sv.data(), sv.size());
+      table.Prefetch(h[k]);
+    }
+  };
+  constexpr size_t kAhead = 8;
+  uint64_t ring[kAhead][3];
+  for (size_t i = 0; i < n_merges && i < kAhead; ++i) hash3(i, ring[i]);
   for (size_t i = 0; i < n_merges; ++i) {
-    const std::string_view a(arena.data() + off[2 * i], off[2 * i + 1] - off[2 * i]);
-    const std::string_view b(arena.data() + off[2 * i + 1], off[2 * i + 2] - off[2 * i + 1]);
-    const int32_t ia = table.Find(a), ib = table.Find(b);
-    if (ia < 0 || ib < 0) return corrupt(fmt::format("merge {} ('{}' '{}') uses a piece that is not in the vocab", i, a, b));
-    joined.assign(a);
-    joined.append(b);
-    const int32_t ir = table.Find(joined);
-    if (ir < 0) return corrupt(fmt::format("merge {} ('{}' '{}'): '{}' is not in the vocab", i, a, b, joined));
+    uint64_t h[3] = {ring[i % kAhead][0], ring[i % kAhead][1], ring[i % kAhead][2]};
+    if (i + kAhead < n_merges) hash3(i + kAhead, ring[i % kAhead]);
+    const std::string_view a = view(2 * i, 2 * i + 1), b = view(2 * i + 1, 2 * i + 2), ab = view(2 * i, 2 * i + 2);
+    const int32_t ia = table.FindHashed(a, h[0]), ib = table.FindHashed(b, h[1]), ir = table.FindHashed(ab, h[2]);
+    if (ia < 0 || ib < 0 || ia >= n_model || ib >= n_model) {
+      return corrupt(fmt::format("merge {} ('{}' '{}') uses a piece that is not in the vocab", i, a, b));
+    }
+    if (ir < 0 || ir >= n_model) return corrupt(fmt::format("merge {} ('{}' '{}'): '{}' is not in the vocab", i, a, b, ab));
     v.merges[i] = BpeMerge{ia, ib, ir};
   }
 
@@ -581,6 +591,7 @@ Result<Vocab> HfJsonParser::Parse() {
     if (v.unk_id < 0) return corrupt(fmt::format("unk_token '{}' is not in the vocab", model_.unk_token));
   }
   v.pad_id = find_piece("<pad>");
+  if (table_out != nullptr) *table_out = std::move(table_owner);
   return v;
 }
 
@@ -631,14 +642,24 @@ bool TokenLooksSpecial(std::string_view text) {
 }
 
 Result<Vocab> ParseHfTokenizerJson(std::string_view json) {
-  HfJsonParser parser(json);
-  return parser.Parse();
+  return tokenizer_internal::ParseHfTokenizerJson(json, nullptr);
 }
 
 Result<Vocab> ReadVocabFromHfJson(const std::string& tokenizer_json_path) {
+  return tokenizer_internal::ReadVocabFromHfJson(tokenizer_json_path, nullptr);
+}
+
+namespace tokenizer_internal {
+
+Result<Vocab> ParseHfTokenizerJson(std::string_view json, std::unique_ptr<PieceTable>* table) {
+  HfJsonParser parser(json);
+  return parser.Parse(table);
+}
+
+Result<Vocab> ReadVocabFromHfJson(const std::string& tokenizer_json_path, std::unique_ptr<PieceTable>* table) {
   std::unique_ptr<MappedFile> file;
   GEMBED_ASSIGN_OR_RETURN(std::string_view json, MapWholeFile(tokenizer_json_path, &file));
-  Result<Vocab> parsed = ParseHfTokenizerJson(json);
+  Result<Vocab> parsed = ParseHfTokenizerJson(json, table);
   if (!parsed.ok()) return parsed.status().WithContext(tokenizer_json_path);
   Vocab v = std::move(parsed).value();
 
@@ -652,6 +673,8 @@ Result<Vocab> ReadVocabFromHfJson(const std::string& tokenizer_json_path) {
   }
   return v;
 }
+
+}  // namespace tokenizer_internal
 
 // ---------------------------------------------------------------------------
 // GGUF
