@@ -217,3 +217,75 @@ def test_gguf_path_add_special_and_round_trip(gembed, gguf_vocab, hf, corpus):
     assert decoded == texts
     assert th.decode(gembed, args, with_special[:50]) == hf.decode_batch(
         [[2] + r + [1] for r in ref[:50]], skip_special_tokens=False)
+
+
+# ---------------------------------------------------------------------------
+# CLI behaviour on a tiny vocabulary written by gguf-py (no shared data needed).
+# Expected ids are worked out by hand from llama.cpp's SPM rules.
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return th.write_tiny_vocab(tmp_path_factory.mktemp("tiny") / "tiny.gguf")
+
+
+def test_cli_plain_lines(gembed, tiny):
+    a, b, ab, hi = th.tiny_id("a"), th.tiny_id("b"), th.tiny_id("ab"), th.tiny_id("hi")
+    sp, sp_a = th.tiny_id("\u2581"), th.tiny_id("\u2581a")
+    args = ["tokenize", "--model", str(tiny)]
+    # "\r\n" and "\n" end a line; a last line without "\n" keeps its "\r".
+    out = th.parse_lines(th.run_gembed(gembed, args, b"ab\r\nhi\na b\n a\na  b\nab\r").stdout)
+    assert out == [[ab], [hi], [a, sp, b], [sp_a], [a, 5, b], [ab, th.tiny_byte(0x0D)]]
+    # NUL bytes and invalid UTF-8 are ordinary input (byte tokens).
+    out = th.parse_lines(th.run_gembed(gembed, args, b"a\x00b\na\xffb\n\xe6\x97\n").stdout)
+    assert out == [[a, th.tiny_byte(0), b], [a, th.tiny_byte(0xFF), b], [th.tiny_byte(0xE6), th.tiny_byte(0x97)]]
+    # Empty line -> []; --add-special -> [bos, eos] (EmbeddingGemma GGUF flags).
+    assert th.parse_lines(th.run_gembed(gembed, args, b"\n").stdout) == [[]]
+    out = th.parse_lines(th.run_gembed(gembed, args + ["--add-special"], b"\nab\n").stdout)
+    assert out == [[2, 1], [2, ab, 1]]
+    # No input, no output.
+    assert th.run_gembed(gembed, args, b"").stdout == b""
+
+
+def test_cli_jsonl_and_decode(gembed, tiny):
+    a, b, hi = th.tiny_id("a"), th.tiny_id("b"), th.tiny_id("hi")
+    args = ["--model", str(tiny)]
+    texts = ["a\nb", "hi\r", "\u0000", "<bos>hi<eos>", ""]
+    ids = th.encode(gembed, args, texts)
+    assert ids == [[a, 4, b], [hi, th.tiny_byte(0x0D)], [th.tiny_byte(0)], [2, hi, 1], []]
+    assert th.decode(gembed, args, ids) == texts
+    # Bytes that are not UTF-8 decode to U+FFFD in the JSON output.
+    assert th.decode(gembed, args, [[th.tiny_byte(0xFF), a]]) == ["\ufffda"]
+
+
+@pytest.mark.parametrize("stdin,args,line", [
+    (b'"ok"\n42\n', ["--jsonl"], 2),
+    (b'"ok"\n"unterminated\n', ["--jsonl"], 2),
+    (b'["not", "a", "string"]\n', ["--jsonl"], 1),
+    (b'"a"\n\n', ["--jsonl"], 2),
+    (b'[1, 2]\n[1, "x"]\n', ["--decode"], 2),
+    (b'[999999]\n', ["--decode"], 1),
+    (b'[-1]\n', ["--decode"], 1),
+    (b'"text"\n', ["--decode"], 1),
+])
+def test_cli_bad_lines(gembed, tiny, stdin, args, line):
+    proc = th.run_gembed(gembed, ["tokenize", "--model", str(tiny), *args], stdin, check=False)
+    assert proc.returncode == 1
+    assert f"line {line}" in proc.stderr.decode()
+
+
+def test_cli_bad_model(gembed, tmp_path):
+    proc = th.run_gembed(gembed, ["tokenize", "--model", str(tmp_path / "missing.gguf")], b"x\n", check=False)
+    assert proc.returncode == 1 and proc.stderr
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"GGUF" + bytes(range(200)))
+    proc = th.run_gembed(gembed, ["tokenize", "--model", str(junk)], b"x\n", check=False)
+    assert proc.returncode == 1 and proc.stderr
+    bad_json = tmp_path / "tokenizer.json"
+    bad_json.write_text('{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [["a", "b"]]}}')
+    proc = th.run_gembed(gembed, ["tokenize", "--tokenizer", str(bad_json)], b"x\n", check=False)
+    assert proc.returncode == 1 and b"merge" in proc.stderr
+    # Usage errors: neither or both of --model / --tokenizer.
+    assert th.run_gembed(gembed, ["tokenize"], b"", check=False).returncode == 2
+    both = ["tokenize", "--model", "a", "--tokenizer", "b"]
+    assert th.run_gembed(gembed, both, b"", check=False).returncode == 2

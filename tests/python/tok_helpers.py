@@ -57,3 +57,44 @@ def decode(gembed, model_args: list[str], ids: list[list[int]]) -> list[str]:
 def describe(text: str, limit: int = 120) -> str:
     s = json.dumps(text, ensure_ascii=False)
     return s if len(s) <= limit else s[:limit] + f"...({len(text)} chars)"
+
+
+# A tiny SentencePiece vocabulary, written with gguf-py's GGUFWriter
+# (llama.cpp's own Python writer), for CLI tests that need no shared data.
+#   0..3  CONTROL <pad> <eos> <bos> <unk>; 4 "\n", 5 "  " USER_DEFINED;
+#   6..261 BYTE <0x00>..<0xFF> (id 6 + byte); 262.. NORMAL with score -(id - 262):
+TINY_NORMAL = ["\u2581", "a", "b", "ab", "\u2581a", "h", "i", "hi"]
+
+
+def tiny_id(piece: str) -> int:
+    return 262 + TINY_NORMAL.index(piece)
+
+
+def tiny_byte(b: int) -> int:
+    return 6 + b
+
+
+def write_tiny_vocab(path: pathlib.Path) -> pathlib.Path:
+    import gguf
+
+    tokens = ["<pad>", "<eos>", "<bos>", "<unk>", "\n", "  "] + [f"<0x{b:02X}>" for b in range(256)] + TINY_NORMAL
+    types = [3, 3, 3, 3, 4, 4] + [6] * 256 + [1] * len(TINY_NORMAL)
+    scores = [-1000.0] * 6 + [0.0] * 256 + [-float(i) for i in range(len(TINY_NORMAL))]
+    w = gguf.GGUFWriter(str(path), "gemma-embedding")
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_scores(scores)
+    w.add_token_types(types)
+    w.add_bos_token_id(2)
+    w.add_eos_token_id(1)
+    w.add_unk_token_id(3)
+    w.add_pad_token_id(0)
+    w.add_add_bos_token(True)
+    w.add_add_eos_token(True)
+    w.add_bool("tokenizer.ggml.add_space_prefix", False)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
