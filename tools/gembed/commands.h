@@ -19,5 +19,7 @@ Command MakeInspectCommand(CLI::App& root);   // inspect.cc
 Command MakeTokenizeCommand(CLI::App& root);  // tokenize.cc
 Command MakeSynthCommand(CLI::App& root);     // synth.cc: synthetic EmbeddingGemma GGUFs
 Command MakeEmbedCommand(CLI::App& root);     // embed.cc
+Command MakeBenchCommand(CLI::App& root);     // bench.cc: latency/throughput grid
+Command MakeConvertCommand(CLI::App& root);   // convert.cc: HF folder -> GGUF
 
 }  // namespace gembed::cli

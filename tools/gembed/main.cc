@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
       gembed::cli::MakeTokenizeCommand(app),
       gembed::cli::MakeSynthCommand(app),
       gembed::cli::MakeEmbedCommand(app),
+      gembed::cli::MakeBenchCommand(app),
+      gembed::cli::MakeConvertCommand(app),
   };
 
   try {
