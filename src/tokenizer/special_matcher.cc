@@ -11,6 +11,7 @@ void SpecialMatcher::Build(const std::vector<std::pair<std::string_view, int32_t
   std::vector<std::vector<std::pair<uint8_t, uint32_t>>> children(1);
   std::vector<int32_t> terminal(1, -1);
   n_tokens_ = 0;
+  lengths_desc_.clear();
   for (const auto& [text, id] : tokens) {
     if (text.empty()) continue;
     uint32_t node = 0;
@@ -34,8 +35,11 @@ void SpecialMatcher::Build(const std::vector<std::pair<std::string_view, int32_t
     // Keep the lowest id if two tokens share a text (Vocab validation rejects that anyway).
     if (terminal[node] < 0 || id < terminal[node]) terminal[node] = id;
     ++n_tokens_;
+    lengths_desc_.push_back(static_cast<uint32_t>(text.size()));
   }
 
+  std::sort(lengths_desc_.begin(), lengths_desc_.end(), std::greater<>());
+  lengths_desc_.erase(std::unique(lengths_desc_.begin(), lengths_desc_.end()), lengths_desc_.end());
   nodes_.assign(children.size(), Node{});
   edge_bytes_.clear();
   edge_children_.clear();
@@ -122,10 +126,11 @@ void SpecialMatcher::SplitLongestFirst(std::string_view text, std::vector<Segmen
   matches->clear();
   const auto* p = reinterpret_cast<const uint8_t*>(text.data());
   const size_t n = text.size();
+  bool too_many = false;
   if (n_tokens_ > 0) {
     // Every occurrence of every token, ordered by start, then by length.
     size_t pos = 0;
-    while ((pos = NextCandidate(text, pos)) < n) {
+    while (!too_many && (pos = NextCandidate(text, pos)) < n) {
       uint32_t node = root_children_[p[pos]];
       size_t i = pos + 1;
       while (node != 0) {
@@ -136,64 +141,65 @@ void SpecialMatcher::SplitLongestFirst(std::string_view text, std::vector<Segmen
         node = Child(node, p[i]);
         ++i;
       }
+      too_many = matches->size() > max_matches_;
       ++pos;
     }
   }
-  if (matches->empty()) {
-    if (n > 0) out->push_back(Segment{0, n, -1});
-    return;
-  }
 
-  // If no two occurrences overlap, every one of them is cut out whatever the
-  // order; otherwise replay llama.cpp's order: longest token first (ties:
-  // lower id), leftmost occurrence first, skipping text already claimed.
-  bool overlap = false;
-  size_t max_end = 0;
-  for (const Match& m : *matches) {
-    if (m.begin < max_end) {
-      overlap = true;
-      break;
-    }
-    max_end = std::max(max_end, m.begin + m.len);
-  }
-  if (overlap) {
-    // Order: length descending (counting sort, stable so start order is
-    // kept), then token id within a length.
-    uint32_t max_len = 0;
-    for (const Match& m : *matches) max_len = std::max(max_len, m.len);
-    std::vector<size_t> start(static_cast<size_t>(max_len) + 2, 0);
-    for (const Match& m : *matches) ++start[max_len - m.len + 1];
-    for (size_t k = 1; k < start.size(); ++k) start[k] += start[k - 1];
-    sorted->resize(matches->size());
-    {
-      std::vector<size_t> fill(start.begin(), start.end() - 1);
-      for (const Match& m : *matches) (*sorted)[fill[max_len - m.len]++] = m;
-    }
-    for (size_t k = 0; k + 1 < start.size(); ++k) {
-      auto first = sorted->begin() + static_cast<std::ptrdiff_t>(start[k]);
-      auto last = sorted->begin() + static_cast<std::ptrdiff_t>(start[k + 1]);
-      // Token order only matters where two different tokens of this length
-      // overlap; the bucket is in start order, so checking neighbours suffices.
-      bool conflict = false;
-      for (auto it = first; it + 1 < last && !conflict; ++it) {
-        conflict = it[1].token != it[0].token && it[1].begin < it[0].begin + it[0].len;
+  if (too_many) {
+    SplitByLengthPasses(text, matches, sorted, taken);
+  } else {
+    // If no two occurrences overlap, every one of them is cut out whatever
+    // the order; otherwise replay llama.cpp's order: longest token first
+    // (ties: lower id), leftmost occurrence first, skipping claimed text.
+    bool overlap = false;
+    size_t max_end = 0;
+    for (const Match& m : *matches) {
+      if (m.begin < max_end) {
+        overlap = true;
+        break;
       }
-      if (conflict) {
-        std::stable_sort(first, last, [](const Match& a, const Match& b) { return a.token < b.token; });
+      max_end = std::max(max_end, m.begin + m.len);
+    }
+    if (overlap) {
+      // Order: length descending (counting sort, stable so start order is
+      // kept), then token id within a length.
+      uint32_t max_len = 0;
+      for (const Match& m : *matches) max_len = std::max(max_len, m.len);
+      std::vector<size_t> start(static_cast<size_t>(max_len) + 2, 0);
+      for (const Match& m : *matches) ++start[max_len - m.len + 1];
+      for (size_t k = 1; k < start.size(); ++k) start[k] += start[k - 1];
+      sorted->resize(matches->size());
+      {
+        std::vector<size_t> fill(start.begin(), start.end() - 1);
+        for (const Match& m : *matches) (*sorted)[fill[max_len - m.len]++] = m;
       }
+      for (size_t k = 0; k + 1 < start.size(); ++k) {
+        auto first = sorted->begin() + static_cast<std::ptrdiff_t>(start[k]);
+        auto last = sorted->begin() + static_cast<std::ptrdiff_t>(start[k + 1]);
+        // Token order only matters where two different tokens of this length
+        // overlap; the bucket is in start order, so checking neighbours suffices.
+        bool conflict = false;
+        for (auto it = first; it + 1 < last && !conflict; ++it) {
+          conflict = it[1].token != it[0].token && it[1].begin < it[0].begin + it[0].len;
+        }
+        if (conflict) {
+          std::stable_sort(first, last, [](const Match& a, const Match& b) { return a.token < b.token; });
+        }
+      }
+      // Greedy: keep a match if none of its text is claimed. Every kept match
+      // is at least as long as the current one, so an overlap always covers
+      // one of the current match's two ends.
+      taken->assign(n, 0);
+      matches->clear();
+      for (const Match& m : *sorted) {
+        if ((*taken)[m.begin] || (*taken)[m.begin + m.len - 1]) continue;
+        std::fill(taken->begin() + static_cast<std::ptrdiff_t>(m.begin),
+                  taken->begin() + static_cast<std::ptrdiff_t>(m.begin + m.len), uint8_t{1});
+        matches->push_back(m);
+      }
+      std::sort(matches->begin(), matches->end(), [](const Match& a, const Match& b) { return a.begin < b.begin; });
     }
-    // Greedy: keep a match if none of its text is claimed. Every kept match is
-    // at least as long as the current one, so an overlap always covers one of
-    // the current match's two ends.
-    taken->assign(n, 0);
-    matches->clear();
-    for (const Match& m : *sorted) {
-      if ((*taken)[m.begin] || (*taken)[m.begin + m.len - 1]) continue;
-      std::fill(taken->begin() + static_cast<std::ptrdiff_t>(m.begin),
-                taken->begin() + static_cast<std::ptrdiff_t>(m.begin + m.len), uint8_t{1});
-      matches->push_back(m);
-    }
-    std::sort(matches->begin(), matches->end(), [](const Match& a, const Match& b) { return a.begin < b.begin; });
   }
 
   size_t raw_begin = 0;
@@ -203,6 +209,74 @@ void SpecialMatcher::SplitLongestFirst(std::string_view text, std::vector<Segmen
     raw_begin = m.begin + m.len;
   }
   if (raw_begin < n) out->push_back(Segment{raw_begin, n, -1});
+}
+
+void SpecialMatcher::SplitByLengthPasses(std::string_view text, std::vector<Match>* selected,
+                                         std::vector<Match>* occurrences, std::vector<uint8_t>* taken) const {
+  const auto* p = reinterpret_cast<const uint8_t*>(text.data());
+  const size_t n = text.size();
+  selected->clear();
+  taken->assign(n, 0);
+  // Calls fn(token, start) for each occurrence of a length-`len` token in text
+  // not claimed by an earlier (longer) pass, in start order; at most one per
+  // start (one trie path per prefix). fn returns false to stop.
+  auto scan = [&](uint32_t len, auto&& fn) {
+    for (size_t pos = 0; pos + len <= n; ++pos) {
+      if ((*taken)[pos] || !first_byte_[p[pos]]) continue;
+      uint32_t node = root_children_[p[pos]];
+      for (uint32_t depth = 1; node != 0 && depth < len; ++depth) {
+        node = (*taken)[pos + depth] ? 0 : Child(node, p[pos + depth]);
+      }
+      if (node != 0 && nodes_[node].token >= 0 && !fn(nodes_[node].token, pos)) return;
+    }
+  };
+  for (const uint32_t len : lengths_desc_) {
+    if (len > n) continue;
+    // Leftmost-first, non-overlapping. If a different token overlaps one
+    // already kept, llama.cpp's per-token order matters: redo this length by
+    // collecting its occurrences and ordering them by token id.
+    const size_t mark = selected->size();
+    bool conflict = false;
+    size_t last_end = 0;
+    int32_t last_token = -1;
+    scan(len, [&](int32_t token, size_t pos) {
+      if (last_token >= 0 && pos < last_end) {
+        if (token != last_token) {
+          conflict = true;
+          return false;
+        }
+        return true;
+      }
+      selected->push_back(Match{len, token, pos});
+      last_end = pos + len;
+      last_token = token;
+      return true;
+    });
+    if (conflict) {
+      selected->resize(mark);
+      occurrences->clear();
+      scan(len, [&](int32_t token, size_t pos) {
+        occurrences->push_back(Match{len, token, pos});
+        return true;
+      });
+      std::stable_sort(occurrences->begin(), occurrences->end(),
+                       [](const Match& a, const Match& b) { return a.token < b.token; });
+      // Claimed text is from longer or equal-length tokens, so an overlap
+      // always covers one of this occurrence's ends.
+      for (const Match& m : *occurrences) {
+        if ((*taken)[m.begin] || (*taken)[m.begin + m.len - 1]) continue;
+        std::fill(taken->begin() + static_cast<std::ptrdiff_t>(m.begin),
+                  taken->begin() + static_cast<std::ptrdiff_t>(m.begin + m.len), uint8_t{1});
+        selected->push_back(m);
+      }
+    }
+    for (size_t k = mark; k < selected->size(); ++k) {
+      const Match& m = (*selected)[k];
+      std::fill(taken->begin() + static_cast<std::ptrdiff_t>(m.begin),
+                taken->begin() + static_cast<std::ptrdiff_t>(m.begin + m.len), uint8_t{1});
+    }
+  }
+  std::sort(selected->begin(), selected->end(), [](const Match& a, const Match& b) { return a.begin < b.begin; });
 }
 
 }  // namespace gembed::tokenizer_internal

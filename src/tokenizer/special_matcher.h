@@ -15,6 +15,11 @@
 //                          cut every non-overlapping occurrence (leftmost first)
 //                          out of the text that is still unclaimed.
 // They differ only when occurrences of different tokens overlap.
+//
+// SplitLongestFirst first lists every occurrence of every token (usually a
+// handful). Runs such as 100k newlines have ~31 nested occurrences per byte;
+// past max_matches() it switches to one pass per token length over the
+// unclaimed text, which needs O(text) memory and gives the same result.
 #pragma once
 
 #include <cstdint>
@@ -50,6 +55,9 @@ class SpecialMatcher {
   void SplitLongestFirst(std::string_view text, std::vector<Segment>* out, std::vector<Match>* scratch_matches,
                          std::vector<Match>* scratch_sorted, std::vector<uint8_t>* scratch_taken) const;
 
+  size_t max_matches() const { return max_matches_; }
+  void set_max_matches(size_t n) { max_matches_ = n; }  // tests force the per-length passes with 0
+
  private:
   struct Node {
     uint32_t first_edge = 0;  // into edge_bytes_ / edge_children_
@@ -60,6 +68,9 @@ class SpecialMatcher {
   uint32_t Child(uint32_t node, uint8_t b) const;
   // Next position >= pos whose byte can start a token, or text.size().
   size_t NextCandidate(std::string_view text, size_t pos) const;
+  // SplitLongestFirst by one pass per token length (bounded memory).
+  void SplitByLengthPasses(std::string_view text, std::vector<Match>* selected, std::vector<Match>* occurrences,
+                           std::vector<uint8_t>* taken) const;
 
   std::vector<Node> nodes_;
   std::vector<uint8_t> edge_bytes_;
@@ -67,6 +78,8 @@ class SpecialMatcher {
   uint32_t root_children_[256] = {};
   bool first_byte_[256] = {};
   size_t n_tokens_ = 0;
+  std::vector<uint32_t> lengths_desc_;  // distinct token lengths, longest first
+  size_t max_matches_ = size_t{1} << 20;
 };
 
 }  // namespace gembed::tokenizer_internal
