@@ -27,6 +27,8 @@ namespace {
 constexpr uint32_t kDenseChars = 0x30000;
 // Longest run of raw text handed to one merge loop (see tokenizer.h).
 constexpr size_t kMaxFragmentBytes = size_t{1} << 30;
+// Inputs larger than this release the thread's scratch buffers afterwards.
+constexpr size_t kMaxRetainedScratchBytes = size_t{1} << 20;
 
 // --- SPM (llama.cpp llm_tokenizer_spm_session) ---
 
@@ -326,6 +328,8 @@ void Tokenizer::EncodeAppend(std::string_view text, bool add_bos, bool add_eos, 
   }
 
   if (add_eos && vocab_.eos_id >= 0) out->push_back(vocab_.eos_id);
+  // Do not keep a huge input's buffers alive in this thread.
+  if (text.size() > kMaxRetainedScratchBytes) s = EncodeScratch();
 }
 
 void Tokenizer::AppendByteFallback(const char* bytes, size_t n, std::vector<int32_t>* out) const {

@@ -27,9 +27,23 @@
 // special tokens of equal length the partition tries lower ids first
 // (llama.cpp's order there is unspecified; no two Gemma3 tokens can conflict).
 //
+// GGUF vs tokenizer.json on the same Gemma3 vocabulary: identical ids except
+// for (1) text containing a literal U+2581 (HF matches its added tokens
+// "▁▁".."▁"x31 on raw text; the GGUF stores them as ASCII spaces) and (2) the
+// text "<image_soft_token>" (HF added token 262144, which the converter drops
+// from GGUFs). tests/python/test_tokenizer_parity.py checks this on 6,000
+// strings. Note the tokenizer.json side therefore has vocab_size() 262,145:
+// callers feeding a 262,144-row embedding table must range-check ids.
+//
+// Speed: pieces are found through an open-addressing hash table (Bloom filter
+// in front), merge candidates live in a binary heap over a linked list of
+// symbols, texts are merged word by word (cut at U+2581 where no token spans
+// it), special tokens are found with a byte trie behind a first-byte filter.
+//
 // Threading: a Tokenizer is immutable after construction; Encode / Decode are
 // const and thread-safe (scratch buffers are thread_local and reused, so the
-// hot loop does not allocate per token once they have grown).
+// hot loop does not allocate per token once they have grown; inputs over
+// 1 MiB release them afterwards).
 #pragma once
 
 #include <cstdint>
