@@ -24,7 +24,10 @@ Two paths are checked:
      index past the embedding table.)
 
   The test prints every differing string with its class and fails on any
-  difference that is in neither class.
+  difference that is in neither class. When llama.cpp is built locally
+  (scripts/build_llama_cpp.sh), the GGUF path is also compared with llama.cpp's
+  own llama_tokenize on the same vocabulary file: that must be 100% identical,
+  the two classes above included.
 """
 from __future__ import annotations
 
@@ -199,6 +202,26 @@ def test_gguf_path_matches_hf_except_documented(gembed, gguf_vocab, hf, corpus, 
         if len(report) > 15:
             print(f"  ... and {len(report) - 15} more of the same classes")
     assert not unexplained, f"{len(unexplained)} unexplained differences:\n" + "\n".join(unexplained[:20])
+
+
+def test_gguf_path_matches_llama_cpp(gembed, gguf_vocab, corpus, tmp_path, capsys):
+    """The GGUF path against llama.cpp itself (the reference for GGUF vocabularies):
+    every id identical, including the strings where both differ from HF."""
+    exe, why = th.build_llama_reference(tmp_path)
+    if exe is None:
+        pytest.skip(why)
+    texts = [t for _, t in corpus]
+    args = ["--model", str(gguf_vocab)]
+    for add_special in (False, True):
+        ours = th.encode(gembed, args, texts, add_special=add_special)
+        ref = th.llama_encode(exe, gguf_vocab, texts, add_special)
+        bad = [(c, t, r, o) for (c, t), r, o in zip(corpus, ref, ours) if r != o]
+        if bad:
+            lines = [f"{c}: {th.describe(t)}\n  llama.cpp {r[:30]}\n  gembed    {o[:30]}" for c, t, r, o in bad[:20]]
+            pytest.fail(f"{len(bad)}/{len(texts)} differ from llama.cpp (add_special={add_special}):\n" + "\n".join(lines))
+    with capsys.disabled():
+        print(f"\n[tokenizer parity] GGUF path: {len(texts)}/{len(texts)} identical to llama.cpp "
+              f"(llama_tokenize, parse_special, with and without BOS/EOS)")
 
 
 def test_gguf_path_add_special_and_round_trip(gembed, gguf_vocab, hf, corpus):

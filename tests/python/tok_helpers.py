@@ -98,3 +98,82 @@ def write_tiny_vocab(path: pathlib.Path) -> pathlib.Path:
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+# ---------------------------------------------------------------------------
+# llama.cpp reference: a 20-line driver over llama.cpp's C API (llama_tokenize
+# with parse_special = true, as llama-embedding and the server use), linked
+# against the static libraries scripts/build_llama_cpp.sh leaves in
+# .cache/llama.cpp/build. One process tokenises every line (llama-tokenize
+# takes a single prompt per run).
+# ---------------------------------------------------------------------------
+LLAMA_CPP_DIR = REPO / ".cache" / "llama.cpp"
+
+LLAMA_REF_SOURCE = r"""
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+#include <nlohmann/json.hpp>
+#include "llama.h"
+static void Quiet(ggml_log_level, const char*, void*) {}
+int main(int argc, char** argv) {
+  if (argc < 3) return 2;
+  llama_log_set(Quiet, nullptr);
+  llama_backend_init();
+  llama_model_params mp = llama_model_default_params();
+  mp.vocab_only = true;
+  llama_model* model = llama_model_load_from_file(argv[1], mp);
+  if (model == nullptr) { std::fprintf(stderr, "cannot load %s\n", argv[1]); return 1; }
+  const llama_vocab* vocab = llama_model_get_vocab(model);
+  const bool add_special = std::string(argv[2]) == "1";
+  std::vector<llama_token> ids(1 << 16);
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    const std::string text = nlohmann::json::parse(line).get<std::string>();
+    int n = llama_tokenize(vocab, text.data(), (int32_t)text.size(), ids.data(), (int32_t)ids.size(), add_special, true);
+    if (n < 0) {
+      ids.resize((size_t)-n);
+      n = llama_tokenize(vocab, text.data(), (int32_t)text.size(), ids.data(), (int32_t)ids.size(), add_special, true);
+    }
+    std::cout << nlohmann::json(std::vector<llama_token>(ids.begin(), ids.begin() + n)).dump() << "\n";
+  }
+  llama_model_free(model);
+  return 0;
+}
+"""
+
+
+def build_llama_reference(out_dir: pathlib.Path) -> tuple[pathlib.Path | None, str]:
+    """Compiles the driver; returns (binary, "") or (None, why not)."""
+    import shutil
+
+    build = LLAMA_CPP_DIR / "build"
+    libs = [build / "src" / "libllama.a", build / "ggml" / "src" / "libggml.a",
+            build / "ggml" / "src" / "libggml-cpu.a", build / "ggml" / "src" / "libggml-base.a"]
+    include = LLAMA_CPP_DIR / "src" / "include" / "llama.h"
+    if not include.exists() or not all(p.exists() for p in libs):
+        return None, f"llama.cpp not built under {LLAMA_CPP_DIR} (run scripts/build_llama_cpp.sh)"
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        return None, "no C++ compiler"
+    src = out_dir / "llama_ref.cc"
+    src.write_text(LLAMA_REF_SOURCE)
+    exe = out_dir / "llama_ref"
+    cmd = [cxx, "-std=c++17", "-O1", str(src), f"-I{LLAMA_CPP_DIR / 'src' / 'include'}",
+           f"-I{LLAMA_CPP_DIR / 'src' / 'ggml' / 'include'}", *map(str, libs), "-fopenmp", "-lpthread", "-ldl",
+           "-o", str(exe)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        return None, "could not link the llama.cpp driver: " + proc.stderr[-500:]
+    return exe, ""
+
+
+def llama_encode(exe: pathlib.Path, vocab: pathlib.Path, texts: list[str], add_special: bool) -> list[list[int]]:
+    proc = subprocess.run([str(exe), str(vocab), "1" if add_special else "0"], input=jsonl_bytes(texts),
+                          capture_output=True, timeout=900)
+    if proc.returncode != 0:
+        raise AssertionError(f"llama.cpp driver failed: {proc.stderr.decode(errors='replace')}")
+    ids = parse_lines(proc.stdout)
+    assert len(ids) == len(texts)
+    return ids
