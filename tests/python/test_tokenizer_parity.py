@@ -243,6 +243,47 @@ def test_gguf_path_add_special_and_round_trip(gembed, gguf_vocab, hf, corpus):
 
 
 # ---------------------------------------------------------------------------
+# The real EmbeddingGemma tokenizer files (skipped without a local download).
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def embeddinggemma():
+    d = th.embeddinggemma_dir()
+    if not (d / "tokenizer.json").exists() or not (d / "tokenizer.model").exists():
+        pytest.skip(f"EmbeddingGemma tokenizer files not found in {d} (set GEMBED_EMBEDDINGGEMMA_DIR)")
+    return d
+
+
+def test_embeddinggemma_tokenizer_json_matches_hf(gembed, embeddinggemma, corpus):
+    # Its post-processor adds <bos> and <eos> (the Gemma3 one only <bos>).
+    hf_eg = tokenizers.Tokenizer.from_file(str(embeddinggemma / "tokenizer.json"))
+    texts = [t for _, t in corpus]
+    ours = th.encode(gembed, ["--tokenizer", str(embeddinggemma / "tokenizer.json")], texts, add_special=True)
+    ref = hf_ids(hf_eg, texts, add_special=True)
+    bad = [(t, r, o) for t, r, o in zip(texts, ref, ours) if r != o]
+    assert not bad, f"{len(bad)} differ, first: {bad[0]!r}"
+    assert ours[texts.index("")] == [2, 1]
+
+
+def test_real_sentencepiece_scores_tokenize_the_same(gembed, gguf_vocab, embeddinggemma, corpus, tmp_path):
+    """WriteGgufVocab cannot see tokenizer.model and writes NORMAL scores -(id - 494).
+    The converter writes the real SentencePiece scores; tokenisation must not change."""
+    pieces = th.sentencepiece_pieces(embeddinggemma / "tokenizer.model")
+    f = gguf.GGUFReader(str(gguf_vocab)).fields
+    tokens = f["tokenizer.ggml.tokens"].contents()
+    types = f["tokenizer.ggml.token_type"].contents()
+    assert len(pieces) == len(tokens) == 262144
+    # The converter: SentencePiece scores, then -1000 for every added token (CONTROL / USER_DEFINED here).
+    real = [-1000.0 if types[i] in (3, 4) else pieces[i][1] for i in range(len(pieces))]
+    assert all(pieces[i][0] == tokens[i] for i in range(len(tokens)) if types[i] in (1, 6))
+    assert real != list(f["tokenizer.ggml.scores"].contents())  # they do differ (single characters)
+    real_vocab = tmp_path / "vocab_real_scores.gguf"
+    th.write_vocab_with_scores(gguf_vocab, real_vocab, real)
+    texts = [t for _, t in corpus]
+    assert th.encode(gembed, ["--model", str(real_vocab)], texts) == th.encode(gembed, ["--model", str(gguf_vocab)], texts)
+
+
+# ---------------------------------------------------------------------------
 # CLI behaviour on a tiny vocabulary written by gguf-py (no shared data needed).
 # Expected ids are worked out by hand from llama.cpp's SPM rules.
 # ---------------------------------------------------------------------------

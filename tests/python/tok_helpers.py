@@ -177,3 +177,87 @@ def llama_encode(exe: pathlib.Path, vocab: pathlib.Path, texts: list[str], add_s
     ids = parse_lines(proc.stdout)
     assert len(ids) == len(texts)
     return ids
+
+
+# ---------------------------------------------------------------------------
+# The real EmbeddingGemma files, when a local download exists (models/ is
+# gitignored; see docs/REAL-WEIGHTS.md): tokenizer.json whose post-processor
+# adds <bos> and <eos>, and the SentencePiece tokenizer.model with the real scores.
+# ---------------------------------------------------------------------------
+def embeddinggemma_dir() -> pathlib.Path:
+    import os
+
+    return pathlib.Path(os.environ.get("GEMBED_EMBEDDINGGEMMA_DIR", REPO / "models" / "embeddinggemma-300m"))
+
+
+def _varint(b: bytes, i: int) -> tuple[int, int]:
+    r = s = 0
+    while True:
+        c = b[i]
+        i += 1
+        r |= (c & 0x7F) << s
+        s += 7
+        if c < 0x80:
+            return r, i
+
+
+def _proto_fields(b: bytes):
+    i = 0
+    while i < len(b):
+        key, i = _varint(b, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            v, i = _varint(b, i)
+        elif wire == 1:
+            v, i = b[i:i + 8], i + 8
+        elif wire == 2:
+            n, i = _varint(b, i)
+            v, i = b[i:i + n], i + n
+        elif wire == 5:
+            v, i = b[i:i + 4], i + 4
+        else:
+            raise ValueError(f"protobuf wire type {wire}")
+        yield field, wire, v
+
+
+def sentencepiece_pieces(path: pathlib.Path) -> list[tuple[str, float, int]]:
+    """(piece, score, type) of a SentencePiece ModelProto (field 1: pieces; piece 1, score 2, type 3)."""
+    import struct
+
+    out = []
+    for field, wire, v in _proto_fields(path.read_bytes()):
+        if field != 1 or wire != 2:
+            continue
+        piece, score, typ = "", 0.0, 1
+        for f2, _, v2 in _proto_fields(v):
+            if f2 == 1:
+                piece = v2.decode("utf-8")
+            elif f2 == 2:
+                score = struct.unpack("<f", v2)[0]
+            elif f2 == 3:
+                typ = v2
+        out.append((piece, score, typ))
+    return out
+
+
+def write_vocab_with_scores(src: pathlib.Path, dst: pathlib.Path, scores: list[float]) -> None:
+    """Copies the tokenizer keys of `src` (a vocab GGUF) to `dst` with other scores, using gguf-py."""
+    import gguf
+
+    f = gguf.GGUFReader(str(src)).fields
+    w = gguf.GGUFWriter(str(dst), "gemma-embedding")
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(f["tokenizer.ggml.tokens"].contents())
+    w.add_token_scores(scores)
+    w.add_token_types(f["tokenizer.ggml.token_type"].contents())
+    for key, add in [("bos_token_id", w.add_bos_token_id), ("eos_token_id", w.add_eos_token_id),
+                     ("unknown_token_id", w.add_unk_token_id), ("padding_token_id", w.add_pad_token_id)]:
+        add(f["tokenizer.ggml." + key].contents())
+    w.add_add_bos_token(f["tokenizer.ggml.add_bos_token"].contents())
+    w.add_add_eos_token(f["tokenizer.ggml.add_eos_token"].contents())
+    w.add_bool("tokenizer.ggml.add_space_prefix", False)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
