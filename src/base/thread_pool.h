@@ -1,17 +1,34 @@
-// ThreadPool: a fixed set of worker threads that run parallel loops.
+// ThreadPool: one persistent set of worker threads that run parallel loops.
 //
-// Threading contract: one caller at a time drives the pool (the engine owns
-// one pool and calls it from its single compute thread). ParallelFor blocks
-// until every chunk is done; the calling thread works too, so a pool of N
-// threads starts N-1 workers. Workers spin briefly, then sleep on an atomic
-// wait, so back-to-back loops (one per op) cost no thread creation and no
-// condition-variable storms.
+// Work is split into a FIXED number of chunks with fixed boundaries, and the
+// chunks are claimed dynamically: the calling thread and every worker that is
+// awake take the next unclaimed chunk with one atomic CAS until none is left.
+// The caller never waits for a worker that has not started: a worker that is
+// descheduled (on a loaded host) simply claims nothing, and the caller does
+// its share. The caller only waits for chunks a worker has already claimed.
+//
+// Determinism: which thread runs a chunk varies from run to run, but chunk
+// boundaries depend only on the arguments (n, grain, and the pool size in
+// ParallelFor), and a chunk's work must not depend on who runs it. Callers
+// that compute every output element inside one chunk in a fixed order get
+// bit-identical results for any thread count and any scheduling.
+//
+// Threading contract: one caller at a time drives a pool (the engine owns one
+// pool and calls it from its single compute thread); calls block until every
+// chunk is done and are not reentrant (a chunk must not call back into the
+// same pool). The `thread` argument passed to a chunk is the index of the
+// thread running it, in [0, size()) (0 = the caller): at any moment at most
+// one chunk runs per index, so it may select per-thread scratch memory.
+// Workers spin briefly after a job (back-to-back parallel regions cost no
+// syscall), then sleep on a futex; waking costs a syscall only when some
+// thread actually sleeps.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace gembed {
@@ -26,23 +43,76 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Runs fn(thread_index) once on each of the size() threads (index 0 is the
-  // caller) and waits for all.
-  void RunOnAll(const std::function<void(int)>& fn);
+  // Calls fn(chunk, thread) exactly once for every chunk in [0, n_chunks),
+  // spread over the caller and the workers; returns when all are done.
+  template <typename F>
+  void ParallelChunks(int64_t n_chunks, F&& fn) {
+    using Fn = std::remove_reference_t<F>;
+    Run(n_chunks, &InvokeChunk<Fn>, const_cast<void*>(static_cast<const void*>(&fn)));
+  }
 
-  // Splits [0, n) into contiguous chunks of at least `grain` items, one set of
-  // chunks per thread, and calls fn(begin, end, thread_index).
-  void ParallelFor(int64_t n, int64_t grain,
-                   const std::function<void(int64_t, int64_t, int)>& fn);
+  // Splits [0, n) into chunks of at least `grain` items (at most
+  // kChunksPerThread per thread, boundaries n*i/chunks) and calls
+  // fn(begin, end, thread) for each chunk.
+  template <typename F>
+  void ParallelFor(int64_t n, int64_t grain, F&& fn) {
+    if (n <= 0) return;
+    const int64_t chunks = ForChunks(n, grain);
+    if (chunks <= 1) {
+      fn(int64_t{0}, n, 0);
+      return;
+    }
+    auto body = [&fn, n, chunks](int64_t c, int t) { fn(n * c / chunks, n * (c + 1) / chunks, t); };
+    ParallelChunks(chunks, body);
+  }
+
+  // Runs fn(task) for task = 0 .. size()-1, each exactly once. The argument
+  // is a task index, not a thread identity: one thread may run several tasks
+  // (the caller runs all of them if no worker is awake), but no two tasks
+  // with the same index run at once, so it may also select scratch memory.
+  template <typename F>
+  void RunOnAll(F&& fn) {
+    auto body = [&fn](int64_t c, int) { fn(static_cast<int>(c)); };
+    ParallelChunks(n_threads_, body);
+  }
+
+  // The number of chunks ParallelFor(n, grain, ...) uses.
+  int64_t ForChunks(int64_t n, int64_t grain) const;
+
+  // Chunks per thread in ParallelFor: enough to rebalance when a thread
+  // falls behind, few enough that claiming (one CAS) stays negligible.
+  static constexpr int64_t kChunksPerThread = 4;
 
  private:
+  using Invoke = void (*)(void* ctx, int64_t chunk, int thread);
+  template <typename Fn>
+  static void InvokeChunk(void* ctx, int64_t chunk, int thread) {
+    (*static_cast<Fn*>(ctx))(chunk, thread);
+  }
+
+  void Run(int64_t n_chunks, Invoke invoke, void* ctx);
+  // Claims and runs chunks of the current job while any are left; returns
+  // how many this thread ran.
+  int64_t Drain(int thread);
   void WorkerLoop(int index);
+
+  // state_ = (job generation << 32) | next unclaimed chunk. A chunk is
+  // claimed by a CAS that also checks the generation, so a worker that read
+  // an old job's description can never run a chunk of it after the job ended.
+  static constexpr uint64_t kChunkMask = 0xffffffffull;
+  static constexpr uint64_t kClosed = kChunkMask;  // "no chunk claimable"
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  const std::function<void(int)>* task_ = nullptr;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  // Separate cache lines: the claim word is hammered, the rest mostly read.
+  alignas(64) std::atomic<uint64_t> state_{kClosed};
+  alignas(64) std::atomic<Invoke> invoke_{nullptr};
+  std::atomic<void*> ctx_{nullptr};
+  std::atomic<int64_t> n_chunks_{0};
+  alignas(64) std::atomic<uint32_t> done_{0};    // futex word: chunks finished by workers in this job
+  std::atomic<bool> caller_sleeping_{false};     // the caller is (about to be) blocked on done_
+  alignas(64) std::atomic<uint32_t> wake_{0};    // futex word: bumped for every job
+  std::atomic<int> sleepers_{0};                 // workers (about to be) blocked on wake_
   std::atomic<bool> stop_{false};
 };
 

@@ -1,7 +1,10 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 
 #include "base/log.h"
@@ -26,12 +29,24 @@ struct Engine::Impl {
   std::unique_ptr<Model> model;
   int max_batch_tokens = 0;
   std::mutex compute_mu;  // one forward pass at a time
+  Engine::LoadTimes load_times;
+  ForwardProfile profile;
+  bool print_profile = false;  // GEMBED_PROFILE=1: print at destruction
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Engine::~Engine() = default;
+
+Engine::~Engine() {
+  if (impl_ && impl_->print_profile && impl_->profile.passes() > 0) {
+    std::fprintf(stderr, "gembed profile (GEMBED_PROFILE=1, %s, %d threads, precision %s):\n%s", isa().c_str(),
+                 threads(), std::string(PrecisionName(precision())).c_str(), impl_->profile.Format().c_str());
+  }
+}
 
 Result<std::unique_ptr<Engine>> Engine::Open(const std::string& path, const EngineOptions& options) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point t_open = Clock::now();
+  auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
   auto impl = std::make_unique<Impl>();
   GEMBED_ASSIGN_OR_RETURN(impl->file, GgufFile::Open(path));
   auto config = ConfigFromGguf(*impl->file);
@@ -56,23 +71,55 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& path, const Engi
     return Unsupported("{}: context_length {} cannot hold BOS and EOS", path, impl->config.context_length);
   }
 
+  impl->load_times.files_ms = ms_since(t_open);
+  const Clock::time_point t_pack = Clock::now();
   std::string note;
   const Isa isa = options.isa.empty() ? SelectIsa(&note) : SelectIsaFromRequest(options.isa, &note);
   impl->pool = std::make_unique<ThreadPool>(options.threads);
   impl->ops = std::make_unique<Ops>(GetKernelTable(isa), *impl->pool);
-  GEMBED_ASSIGN_OR_RETURN(impl->model, Model::Create(impl->config, impl->weights));
+  ModelOptions model_options;
+  model_options.precision = options.precision;
+  model_options.pool = impl->pool.get();
+  // GGUF weights are views into GgufFile::Open's read-only mapping: once
+  // packed, their source pages can leave the resident set.
+  model_options.release_packed_sources = impl->file != nullptr;
+  GEMBED_ASSIGN_OR_RETURN(impl->model, Model::Create(impl->config, impl->weights, model_options));
   // A single text may need the whole context in one pass.
   impl->max_batch_tokens =
       std::max<int>(options.max_batch_tokens, static_cast<int>(impl->config.context_length));
   // Size the scratch arena for the largest pass now, so steady-state passes
   // do not allocate (pages are only touched when a batch that large comes).
   GEMBED_RETURN_IF_ERROR(impl->model->Reserve(impl->max_batch_tokens, impl->max_batch_tokens));
+  impl->load_times.pack_ms = ms_since(t_pack);
+  impl->load_times.total_ms = ms_since(t_open);
+  if (const char* env = std::getenv("GEMBED_PROFILE"); env != nullptr && env[0] != '\0' && env[0] != '0') {
+    impl->print_profile = true;
+    impl->model->set_profile(&impl->profile);
+  }
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
 const ModelConfig& Engine::config() const { return impl_->config; }
 int Engine::output_dim() const { return static_cast<int>(impl_->config.output_dim()); }
 std::string Engine::isa() const { return std::string(IsaName(impl_->ops->isa())); }
+Precision Engine::precision() const { return impl_->model->precision(); }
+int Engine::threads() const { return impl_->pool->size(); }
+std::string Engine::weight_type() const {
+  if (impl_->weights.layers.empty()) return "none";
+  return std::string(DTypeName(impl_->weights.layers[0].attn_q.dtype));
+}
+size_t Engine::packed_bytes() const { return impl_->model->packed_bytes(); }
+const Engine::LoadTimes& Engine::load_times() const { return impl_->load_times; }
+
+void Engine::EnableProfile(bool on) {
+  std::lock_guard<std::mutex> lock(impl_->compute_mu);
+  impl_->model->set_profile(on ? &impl_->profile : nullptr);
+}
+const ForwardProfile& Engine::profile() const { return impl_->profile; }
+void Engine::ResetProfile() {
+  std::lock_guard<std::mutex> lock(impl_->compute_mu);
+  impl_->profile.Clear();
+}
 
 std::vector<int> Engine::SupportedDims() const {
   const int full = output_dim();

@@ -27,6 +27,7 @@
 
 #include "base/status.h"
 #include "model/config.h"
+#include "model/forward.h"
 
 namespace gembed {
 
@@ -38,6 +39,10 @@ struct EngineOptions {
   // Kernel level ("generic", "avx2", "avx512", ...); empty: the best the CPU
   // supports (or the GEMBED_ISA environment override).
   std::string isa;
+  // Q8_0 arithmetic (see Precision in model/forward.h): kFast = int8
+  // activations like llama.cpp (default), kHigh = fp32 activations against
+  // the Q8_0 weights widened to fp32 at load (4x the weight memory, slower).
+  Precision precision = Precision::kFast;
 };
 
 struct EmbedOptions {
@@ -77,6 +82,25 @@ class Engine {
   // Matryoshka dims this model offers: {n_embd, 512, 256, 128} that are <= n_embd.
   std::vector<int> SupportedDims() const;
   std::string isa() const;  // the kernel level in use
+  Precision precision() const;
+  int threads() const;          // compute threads of the pool
+  std::string weight_type() const;  // dtype of the layer matrices, e.g. "Q8_0"
+  size_t packed_bytes() const;      // memory of the repacked matrices
+
+  // Where Open spent its time (ms): mapping the file, reading the config and
+  // building the tokenizer ("files"), then repacking the matrices ("pack").
+  struct LoadTimes {
+    double files_ms = 0, pack_ms = 0, total_ms = 0;
+  };
+  const LoadTimes& load_times() const;
+
+  // Per-op wall time of forward passes (model/forward.h ForwardProfile).
+  // GEMBED_PROFILE=1 in the environment turns it on at Open and prints the
+  // table to stderr when the engine is destroyed. Not thread-safe with
+  // concurrent Embed calls: enable, embed, read, from one thread.
+  void EnableProfile(bool on);
+  const ForwardProfile& profile() const;
+  void ResetProfile();
 
  private:
   struct Impl;

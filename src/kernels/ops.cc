@@ -12,8 +12,9 @@ namespace {
 
 // Positions with cached RoPE cos/sin (the model's context length).
 constexpr int64_t kRopeCachedPositions = 2048;
-// Queries per attention work item (the score tile is kAttnQueryBlock x keys).
-constexpr int64_t kAttnQueryBlock = 32;
+// Score-tile rows per attention work item (queries x heads sharing a KV
+// head): 96 = 32 queries x 3 heads for EmbeddingGemma.
+constexpr int64_t kAttnItemRows = 96;
 // Below this many multiply-adds a loop runs on the calling thread only: waking
 // the pool costs more than the work.
 constexpr int64_t kMinParallelWork = 1 << 15;
@@ -22,17 +23,13 @@ constexpr int64_t kSerialPackFloats = 1 << 16;
 // MatMul rows per thread from which threads split rows instead of columns.
 constexpr int64_t kRowSplitMinRows = 32;
 
-// ThreadPool::ParallelFor takes a std::function; wrapping the body in a
-// lambda that captures one reference keeps it in std::function's small
-// buffer, so no call allocates.
+// Parallel loops go straight to the pool's templates: no std::function, no
+// allocation per call. Chunks are claimed dynamically; every output element is
+// computed inside one chunk in a fixed order, so results never depend on the
+// thread count or on which thread ran a chunk.
 template <typename F>
 void ParallelRun(ThreadPool& pool, int64_t n, int64_t grain, F& body) {
-  pool.ParallelFor(n, grain, [&body](int64_t b, int64_t e, int t) { body(b, e, t); });
-}
-
-template <typename F>
-void RunOnAll(ThreadPool& pool, F& body) {
-  pool.RunOnAll([&body](int t) { body(t); });
+  pool.ParallelFor(n, grain, body);
 }
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -129,35 +126,46 @@ void Ops::MatMulShared(const float* x, int64_t m, std::span<const MatMulOutput> 
   RunMatMuls(x, m, outputs);
 }
 
-// Two ways to split a MatMul over the threads, chosen by m:
-//  * m >= kRowSplitMinRows per thread (compute-bound): every thread takes a
-//    contiguous range of rows (a multiple of 4, the GEMM row tile), quantises
-//    them and multiplies them by all matrices. One parallel region, no
-//    barrier; each thread reads all weights, which costs little at >= 32 rows.
-//  * fewer rows (weight-streaming-bound): the activations are quantised once
-//    (on the caller if small, else in parallel) and threads take contiguous
-//    ranges of the concatenated 16-column panels of all outputs, so every
-//    weight byte is read once, by one thread.
-// Either way each output element is one fixed sequence of operations, so the
-// split never changes a result.
+// RunMatMuls quantises x once (if any weight is Q8) into the Ops' own
+// buffer, then runs the prepared product.
 void Ops::RunMatMuls(const float* x, int64_t m, std::span<const MatMulOutput> outputs) {
   if (m <= 0 || outputs.empty()) return;
   const int64_t k = outputs[0].w->k;
   bool any_q8 = false;
+  for (const MatMulOutput& o : outputs) any_q8 |= o.w->format == PackedFormat::kQ8Panels;
+  RowsOut in;
+  in.f32 = const_cast<float*>(x);  // read only: MatMulPrepared never writes its input
+  if (any_q8) {
+    const ActQ8 act = ReserveActivations(m, k);
+    in.qs = act.qs;
+    in.d = act.d;
+    in.corr = act.corr;
+    QuantizeTo(x, m, k, in);
+  }
+  MatMulPrepared(in, m, k, outputs);
+}
+
+// Two ways to split a MatMul over the threads, chosen by m:
+//  * m >= kRowSplitMinRows per thread (compute-bound): chunks of rows (a
+//    multiple of 4, the GEMM row tile), each multiplied by all matrices; a
+//    chunk reads all weights, which costs little at >= 32 rows.
+//  * fewer rows (weight-streaming-bound): chunks of the concatenated
+//    16-column panels of all outputs (an even number, the GEMM's 2-panel
+//    tile), so every weight byte is read once, by one thread.
+// Chunks are claimed dynamically (a late thread simply takes fewer); each
+// output element is one fixed sequence of operations, so the split never
+// changes a result.
+void Ops::MatMulPrepared(const RowsOut& x, int64_t m, int64_t k, std::span<const MatMulOutput> outputs) {
+  if (m <= 0 || outputs.empty()) return;
   int64_t total_panels = 0;
   for (const MatMulOutput& o : outputs) {
     GEMBED_DCHECK(o.w->k == k);
-    any_q8 |= o.w->format == PackedFormat::kQ8Panels;
+    GEMBED_DCHECK(o.w->format == PackedFormat::kQ8Panels ? x.has_q8() : x.f32 != nullptr);
     total_panels += o.w->panels;
   }
   const int64_t nb = k / kQ8BlockElems;
-  const ActQ8 act = any_q8 ? ReserveActivations(m, k) : ActQ8{};
   const KernelTable& kt = *table_;
 
-  auto quantize = [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i)
-      kt.quantize_row_q8(x + i * k, k, act.qs + i * k, act.d + i * nb, act.corr + i * nb);
-  };
   // Rows [r0, r1) of every output, restricted to global panels [pb, pe).
   auto multiply = [&](int64_t r0, int64_t r1, int64_t pb, int64_t pe) {
     int64_t offset = 0;
@@ -171,11 +179,11 @@ void Ops::RunMatMuls(const float* x, int64_t m, std::span<const MatMulOutput> ou
       const int64_t ncols = std::min<int64_t>(le * kPanelWidth, w.n) - col0;
       float* y = o.y + r0 * w.n + col0;
       if (w.format == PackedFormat::kQ8Panels) {
-        kt.gemm_q8(r1 - r0, ncols, nb, act.qs + r0 * k, act.d + r0 * nb, act.corr + r0 * nb,
+        kt.gemm_q8(r1 - r0, ncols, nb, x.qs + r0 * k, x.d + r0 * nb, x.corr + r0 * nb,
                    w.q8_qs() + lb * nb * kQ8PanelBlockBytes, w.q8_scales() + lb * nb * kPanelWidth,
                    y, w.n);
       } else {
-        kt.gemm_f32(r1 - r0, ncols, k, x + r0 * k, k, w.f32_panels() + lb * kPanelWidth * k,
+        kt.gemm_f32(r1 - r0, ncols, k, x.f32 + r0 * k, k, w.f32_panels() + lb * kPanelWidth * k,
                     kPanelWidth, kPanelWidth * k, y, w.n);
       }
     }
@@ -183,26 +191,26 @@ void Ops::RunMatMuls(const float* x, int64_t m, std::span<const MatMulOutput> ou
 
   const int threads = pool_->size();
   if (threads > 1 && m >= kRowSplitMinRows * threads) {
-    auto body = [&](int t) {
-      const int64_t r0 = m * t / threads / 4 * 4;
-      const int64_t r1 = t + 1 == threads ? m : m * (t + 1) / threads / 4 * 4;
-      if (r0 >= r1) return;
-      if (any_q8) quantize(r0, r1);
-      multiply(r0, r1, 0, total_panels);
-    };
-    RunOnAll(*pool_, body);
+    // ~kChunksPerThread chunks per thread, >= kRowSplitMinRows rows each.
+    const int64_t per_chunk = std::max<int64_t>(
+        kRowSplitMinRows, CeilDiv(CeilDiv(m, threads * ThreadPool::kChunksPerThread), 4) * 4);
+    const int64_t chunks = CeilDiv(m, per_chunk);
+    pool_->ParallelChunks(chunks, [&](int64_t c, int) {
+      multiply(c * per_chunk, std::min(m, (c + 1) * per_chunk), 0, total_panels);
+    });
     return;
   }
-  if (any_q8) {
-    if (m * k <= kMinParallelWork) {
-      quantize(0, m);
-    } else {
-      auto qbody = [&](int64_t b, int64_t e, int) { quantize(b, e); };
-      ParallelRun(*pool_, m, GrainFor(k * 8), qbody);
-    }
+  if (threads == 1 || m * k * total_panels * kPanelWidth < kMinParallelWork) {
+    multiply(0, m, 0, total_panels);
+    return;
   }
-  auto body = [&](int64_t pb, int64_t pe, int) { multiply(0, m, pb, pe); };
-  ParallelRun(*pool_, total_panels, GrainFor(m * k * kPanelWidth), body);
+  const int64_t chunks = std::min<int64_t>(CeilDiv(total_panels, 2), threads * ThreadPool::kChunksPerThread);
+  // Even panel boundaries (the last chunk ends at total_panels).
+  auto bound = [&](int64_t c) { return c >= chunks ? total_panels : total_panels * c / chunks / 2 * 2; };
+  pool_->ParallelChunks(chunks, [&](int64_t c, int) {
+    const int64_t pb = bound(c), pe = bound(c + 1);
+    if (pb < pe) multiply(0, m, pb, pe);
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -282,6 +290,73 @@ Status Ops::MeanPool(const float* x, int64_t d, std::span<const int32_t> cu_seql
 }
 
 // ---------------------------------------------------------------------------
+// Fused row ops: each row's fp32 result goes to out.f32 (or a per-thread L1
+// row buffer) and is quantised from there, in one parallel pass.
+
+void Ops::ReserveRowScratch(int64_t floats) {
+  if (row_scratch_.size() != static_cast<size_t>(pool_->size()))
+    row_scratch_.resize(static_cast<size_t>(pool_->size()));
+  for (AlignedBuffer& b : row_scratch_) GEMBED_CHECK(b.Reserve(static_cast<size_t>(floats) * sizeof(float)));
+}
+
+void Ops::RmsNormTo(const float* x, int64_t m, int64_t d, const float* gamma, float eps,
+                    const RowsOut& out) {
+  const KernelTable& kt = *table_;
+  const int64_t nb = d / kQ8BlockElems;
+  if (out.f32 == nullptr) ReserveRowScratch(d);
+  auto body = [&](int64_t b, int64_t e, int th) {
+    for (int64_t i = b; i < e; ++i) {
+      float* row = out.f32 != nullptr ? out.f32 + i * d : RowScratch(th);
+      kt.rmsnorm_row(x + i * d, d, gamma, eps, row);
+      if (out.has_q8()) kt.quantize_row_q8(row, d, out.qs + i * d, out.d + i * nb, out.corr + i * nb);
+    }
+  };
+  ParallelRun(*pool_, m, GrainFor(d * 8), body);
+}
+
+void Ops::AddRmsNormTo(const float* y, float* x, int64_t m, int64_t d, const float* gamma_add,
+                       const float* gamma_next, float eps, const RowsOut& out) {
+  const KernelTable& kt = *table_;
+  const int64_t nb = d / kQ8BlockElems;
+  if (gamma_next != nullptr && out.f32 == nullptr) ReserveRowScratch(d);
+  auto body = [&](int64_t b, int64_t e, int th) {
+    for (int64_t i = b; i < e; ++i) {
+      kt.rmsnorm_add_row(y + i * d, d, gamma_add, eps, x + i * d);
+      if (gamma_next == nullptr) continue;
+      float* row = out.f32 != nullptr ? out.f32 + i * d : RowScratch(th);
+      kt.rmsnorm_row(x + i * d, d, gamma_next, eps, row);
+      if (out.has_q8()) kt.quantize_row_q8(row, d, out.qs + i * d, out.d + i * nb, out.corr + i * nb);
+    }
+  };
+  ParallelRun(*pool_, m, GrainFor(d * 12), body);
+}
+
+void Ops::GeGluTo(const float* gate, const float* up, int64_t m, int64_t n, const RowsOut& out) {
+  const KernelTable& kt = *table_;
+  const int64_t nb = n / kQ8BlockElems;
+  if (out.f32 == nullptr) ReserveRowScratch(n);
+  auto body = [&](int64_t b, int64_t e, int th) {
+    for (int64_t i = b; i < e; ++i) {
+      float* row = out.f32 != nullptr ? out.f32 + i * n : RowScratch(th);
+      kt.geglu(gate + i * n, up + i * n, n, row);
+      if (out.has_q8()) kt.quantize_row_q8(row, n, out.qs + i * n, out.d + i * nb, out.corr + i * nb);
+    }
+  };
+  ParallelRun(*pool_, m, GrainFor(n * 16), body);
+}
+
+void Ops::QuantizeTo(const float* x, int64_t m, int64_t k, const RowsOut& out) {
+  if (!out.has_q8()) return;
+  const KernelTable& kt = *table_;
+  const int64_t nb = k / kQ8BlockElems;
+  auto body = [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i)
+      kt.quantize_row_q8(x + i * k, k, out.qs + i * k, out.d + i * nb, out.corr + i * nb);
+  };
+  ParallelRun(*pool_, m, GrainFor(k * 4), body);
+}
+
+// ---------------------------------------------------------------------------
 // RoPE
 
 const Ops::RopeTable& Ops::GetRopeTable(float base, int64_t dh) {
@@ -343,17 +418,67 @@ Status Ops::RopeNeox(float* x, int64_t m, int64_t heads, int64_t dh,
   return Status::Ok();
 }
 
+Status Ops::QkNormRope(float* q, float* k, int64_t m, int64_t hq, int64_t hkv, int64_t dh,
+                       const float* gq, const float* gk, float eps, std::span<const int32_t> positions,
+                       float base) {
+  if (static_cast<int64_t>(positions.size()) != m)
+    return InvalidArgument("QkNormRope: {} positions for {} tokens", positions.size(), m);
+  if (dh <= 0 || dh % 2 != 0) return InvalidArgument("QkNormRope: head dim {} is not even", dh);
+  for (size_t i = 0; i < positions.size(); ++i)
+    if (positions[i] < 0) return InvalidArgument("QkNormRope: negative position {} at {}", positions[i], i);
+  const RopeTable& rt = GetRopeTable(base, dh);
+  const int64_t half = dh / 2;
+  for (AlignedBuffer& sb : thread_scratch_)
+    GEMBED_CHECK(sb.Reserve(static_cast<size_t>(dh) * sizeof(float)));
+  const KernelTable& kt = *table_;
+  auto body = [&](int64_t b, int64_t e, int th) {
+    float* tmp = thread_scratch_[static_cast<size_t>(th)].as<float>();
+    for (int64_t t = b; t < e; ++t) {
+      float* qt = q + t * hq * dh;
+      float* kt_row = k + t * hkv * dh;
+      for (int64_t h = 0; h < hq; ++h) kt.rmsnorm_row(qt + h * dh, dh, gq, eps, qt + h * dh);
+      for (int64_t h = 0; h < hkv; ++h) kt.rmsnorm_row(kt_row + h * dh, dh, gk, eps, kt_row + h * dh);
+      const int64_t p = positions[static_cast<size_t>(t)];
+      const float* cs;
+      const float* sn;
+      if (p < kRopeCachedPositions) {
+        cs = rt.cos.data() + p * half;
+        sn = rt.sin.data() + p * half;
+      } else {  // beyond the cache: the same double-precision angles, computed here
+        for (int64_t i = 0; i < half; ++i) {
+          const double theta =
+              static_cast<double>(p) * std::pow(rt.base, -2.0 * static_cast<double>(i) / static_cast<double>(dh));
+          tmp[i] = static_cast<float>(std::cos(theta));
+          tmp[half + i] = static_cast<float>(std::sin(theta));
+        }
+        cs = tmp;
+        sn = tmp + half;
+      }
+      kt.rope_neox_row(qt, hq, dh, cs, sn);
+      kt.rope_neox_row(kt_row, hkv, dh, cs, sn);
+    }
+  };
+  ParallelRun(*pool_, m, GrainFor((hq + hkv) * dh * 6), body);
+  return Status::Ok();
+}
+
 // ---------------------------------------------------------------------------
 // Attention
 //
 // Phase 1 packs K^T of every (kv head, sequence) into 16-key panels
 // [head_dim][16] (zero-padded past the sequence end), so Q.K^T is a gemm_f32
-// against panels. Phase 2 hands out (sequence, head, query block) items
-// dynamically; each item computes its score tile S [<=32 x keys] over the key
-// range its window can reach (panel-aligned), the masked softmax row by row,
-// and O = P.V reading V rows in place, then divides by the row sums. Items
-// write disjoint output rows and do not depend on which thread runs them, so
-// results do not depend on the thread count.
+// against panels. Phase 2 hands out (sequence, head row group, query block)
+// items dynamically; each item computes its score tile S [rows x keys] over
+// the key range its window can reach (panel-aligned), the masked softmax row
+// by row, and O = P.V reading V rows in place, then divides by the row sums.
+//
+// Row groups: with one KV head (EmbeddingGemma: 3 query heads share it), the
+// q rows of all heads of a token are adjacent ([T x heads x dh]), so the rows
+// (query i, head j) of a block form ONE matrix with row stride dh: a single
+// item multiplies heads x queries rows against the shared K^T / V, reading
+// each key once for all heads. With several KV heads an item is one head.
+// Items write disjoint output rows and do not depend on which thread runs
+// them, so results do not depend on the thread count.
 
 Status Ops::Attention(const float* q, const float* k, const float* v, int64_t t,
                       std::span<const int32_t> cu_seqlens, int64_t n_heads, int64_t n_kv_heads,
@@ -366,6 +491,13 @@ Status Ops::Attention(const float* q, const float* k, const float* v, int64_t t,
   if (n_seqs == 0 || t == 0) return Status::Ok();
   const int64_t group = n_heads / n_kv_heads;
   const int64_t q_stride = n_heads * head_dim, kv_stride = n_kv_heads * head_dim;
+  // Heads per item (R) and the row stride inside an item's q / out matrix.
+  const int64_t rows_per_query = n_kv_heads == 1 ? n_heads : 1;
+  const int64_t row_stride = n_kv_heads == 1 ? head_dim : q_stride;
+  const int64_t head_groups = n_heads / rows_per_query;
+  // Queries per item (a multiple of 8, the fp32 GEMM's row tile).
+  const int64_t q_block = std::max<int64_t>(8, kAttnItemRows / rows_per_query / 8 * 8);
+  const int64_t max_rows = q_block * rows_per_query;
 
   // Panel and item prefix sums (reused vectors: no steady-state allocation).
   seq_panel_base_.resize(static_cast<size_t>(n_seqs) + 1);
@@ -378,7 +510,7 @@ Status Ops::Attention(const float* q, const float* k, const float* v, int64_t t,
     max_len = std::max(max_len, len);
     seq_panel_base_[static_cast<size_t>(s) + 1] = seq_panel_base_[static_cast<size_t>(s)] + CeilDiv(len, kPanelWidth);
     seq_item_base_[static_cast<size_t>(s) + 1] =
-        seq_item_base_[static_cast<size_t>(s)] + n_heads * CeilDiv(len, kAttnQueryBlock);
+        seq_item_base_[static_cast<size_t>(s)] + head_groups * CeilDiv(len, q_block);
   }
   // A window as wide as the longest sequence masks nothing: treat it as
   // global (this also keeps p + window from overflowing for huge windows).
@@ -421,63 +553,59 @@ Status Ops::Attention(const float* q, const float* k, const float* v, int64_t t,
 
   // Phase 2: score tiles.
   const int64_t max_keys = window < 0 ? max_len
-                                      : std::min<int64_t>(max_len, kAttnQueryBlock + 2 * window + kPanelWidth);
-  const size_t scratch_floats = static_cast<size_t>(kAttnQueryBlock * (max_keys + kPanelWidth) + kAttnQueryBlock);
-  for (AlignedBuffer& s : thread_scratch_) GEMBED_CHECK(s.Reserve(scratch_floats * sizeof(float)));
-  std::atomic<int64_t> next_item{0};
+                                      : std::min<int64_t>(max_len, q_block + 2 * window + kPanelWidth);
+  const size_t scratch_floats = static_cast<size_t>(max_rows * (max_keys + kPanelWidth) + max_rows);
+  for (AlignedBuffer& sb : thread_scratch_) GEMBED_CHECK(sb.Reserve(scratch_floats * sizeof(float)));
   const KernelTable& kt = *table_;
-  auto work = [&](int th) {
+  auto work = [&](int64_t item, int th) {
     float* scores = thread_scratch_[static_cast<size_t>(th)].as<float>();
-    float* inv_sum = scores + kAttnQueryBlock * (max_keys + kPanelWidth);
-    for (;;) {
-      const int64_t item = next_item.fetch_add(1, std::memory_order_relaxed);
-      if (item >= total_items) break;
-      const int64_t s = std::upper_bound(seq_item_base_.begin(), seq_item_base_.end(), item) -
-                        seq_item_base_.begin() - 1;
-      const int64_t begin = cu_seqlens[static_cast<size_t>(s)];
-      const int64_t len = cu_seqlens[static_cast<size_t>(s) + 1] - begin;
-      const int64_t local = item - seq_item_base_[static_cast<size_t>(s)];
-      const int64_t n_qblocks = CeilDiv(len, kAttnQueryBlock);
-      const int64_t h = local / n_qblocks, qb = local % n_qblocks;
-      const int64_t g = h / group;
-      const int64_t q0 = qb * kAttnQueryBlock;  // positions within the sequence
-      const int64_t q1 = std::min(len, q0 + kAttnQueryBlock);
-      int64_t k_lo = 0, k_hi = len;
-      if (window >= 0) {
-        k_lo = std::max<int64_t>(0, q0 - window);
-        k_hi = std::min<int64_t>(len, q1 - 1 + window + 1);
-      }
-      k_lo = k_lo / kPanelWidth * kPanelWidth;  // panel-aligned start
-      const int64_t nk = k_hi - k_lo;
-      const int64_t mq = q1 - q0;
-      const float* kt_panels =
-          kt_all + static_cast<size_t>(g * total_panels + seq_panel_base_[static_cast<size_t>(s)] +
-                                       k_lo / kPanelWidth) *
-                       panel_floats;
-      // S [mq x nk] = Q_blk . K^T
-      kt.gemm_f32(mq, nk, head_dim, q + (begin + q0) * q_stride + h * head_dim, q_stride, kt_panels,
-                  kPanelWidth, kPanelWidth * head_dim, scores, nk);
-      for (int64_t i = 0; i < mq; ++i) {
-        const int64_t p = q0 + i;
-        int64_t lo = 0, hi = nk;
-        if (window >= 0) {
-          lo = std::max<int64_t>(k_lo, p - window) - k_lo;
-          hi = std::min<int64_t>(k_hi, p + window + 1) - k_lo;
-        }
-        const float sum = kt.softmax_row(scores + i * nk, nk, lo, hi, scale);
-        inv_sum[i] = 1.0f / sum;
-      }
-      // O [mq x head_dim] = P . V, V rows read in place (16-column panels of a V row).
-      float* o = out + (begin + q0) * q_stride + h * head_dim;
-      kt.gemm_f32(mq, head_dim, nk, scores, nk, v + (begin + k_lo) * kv_stride + g * head_dim,
-                  kv_stride, kPanelWidth, o, q_stride);
-      for (int64_t i = 0; i < mq; ++i) kt.scale(o + i * q_stride, head_dim, inv_sum[i], o + i * q_stride);
+    float* inv_sum = scores + max_rows * (max_keys + kPanelWidth);
+    const int64_t s = std::upper_bound(seq_item_base_.begin(), seq_item_base_.end(), item) -
+                      seq_item_base_.begin() - 1;
+    const int64_t begin = cu_seqlens[static_cast<size_t>(s)];
+    const int64_t len = cu_seqlens[static_cast<size_t>(s) + 1] - begin;
+    const int64_t local = item - seq_item_base_[static_cast<size_t>(s)];
+    const int64_t n_qblocks = CeilDiv(len, q_block);
+    const int64_t hg = local / n_qblocks, qb = local % n_qblocks;
+    const int64_t h0 = hg * rows_per_query;  // first query head of the item
+    const int64_t g = h0 / group;             // its kv head
+    const int64_t q0 = qb * q_block;          // positions within the sequence
+    const int64_t q1 = std::min(len, q0 + q_block);
+    int64_t k_lo = 0, k_hi = len;
+    if (window >= 0) {
+      k_lo = std::max<int64_t>(0, q0 - window);
+      k_hi = std::min<int64_t>(len, q1 - 1 + window + 1);
     }
+    k_lo = k_lo / kPanelWidth * kPanelWidth;  // panel-aligned start
+    const int64_t nk = k_hi - k_lo;
+    const int64_t rows = (q1 - q0) * rows_per_query;
+    const float* kt_panels =
+        kt_all + static_cast<size_t>(g * total_panels + seq_panel_base_[static_cast<size_t>(s)] +
+                                     k_lo / kPanelWidth) *
+                     panel_floats;
+    // S [rows x nk] = Q_item . K^T; row r is query q0 + r / R, head h0 + r % R.
+    kt.gemm_f32(rows, nk, head_dim, q + (begin + q0) * q_stride + h0 * head_dim, row_stride, kt_panels,
+                kPanelWidth, kPanelWidth * head_dim, scores, nk);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t p = q0 + r / rows_per_query;
+      int64_t lo = 0, hi = nk;
+      if (window >= 0) {
+        lo = std::max<int64_t>(k_lo, p - window) - k_lo;
+        hi = std::min<int64_t>(k_hi, p + window + 1) - k_lo;
+      }
+      const float sum = kt.softmax_row(scores + r * nk, nk, lo, hi, scale);
+      inv_sum[r] = 1.0f / sum;
+    }
+    // O [rows x head_dim] = P . V, V rows read in place (16-column panels of a V row).
+    float* o = out + (begin + q0) * q_stride + h0 * head_dim;
+    kt.gemm_f32(rows, head_dim, nk, scores, nk, v + (begin + k_lo) * kv_stride + g * head_dim,
+                kv_stride, kPanelWidth, o, row_stride);
+    for (int64_t r = 0; r < rows; ++r) kt.scale(o + r * row_stride, head_dim, inv_sum[r], o + r * row_stride);
   };
-  if (total_items == 1 || t * max_keys * head_dim < kMinParallelWork) {
-    work(0);
+  if (total_items == 1 || t * max_keys * head_dim * rows_per_query < kMinParallelWork) {
+    for (int64_t item = 0; item < total_items; ++item) work(item, 0);
   } else {
-    RunOnAll(*pool_, work);
+    pool_->ParallelChunks(total_items, work);
   }
   return Status::Ok();
 }

@@ -36,7 +36,7 @@ namespace gembed {
 
 // How a PackedMatrix stores its weights.
 enum class PackedFormat : int {
-  kF32Panels = 0,  // F32 / F16 / BF16 sources, widened (exactly) to fp32
+  kF32Panels = 0,  // F32 / F16 / BF16 sources (and Q8_0 with widen_q8), widened exactly to fp32
   kQ8Panels = 1,   // Q8_0 sources, int8 repacked for VNNI, fp16 block scales kept
 };
 
@@ -74,17 +74,42 @@ struct PackedMatrix {
   size_t packed_bytes() const;
 };
 
+struct PackOptions {
+  // Q8_0 sources become kF32Panels holding d * q, exactly (an fp16 scale
+  // times an int8 fits fp32's 24-bit significand): MatMul then keeps the
+  // activations in fp32 instead of rounding them to int8 ("high precision").
+  // Costs 4 bytes per weight instead of 34/32, and the fp32 GEMM's speed.
+  bool widen_q8 = false;
+};
+
 // Packs a 2-D weight (n_dims == 2, or higher with ne[2] == ne[3] == 1) of
 // dtype F32, F16, BF16 or Q8_0. Independent of the ISA level: any Ops can use
 // the result. Errors: kUnsupported for other dtypes, kInvalidArgument for bad
 // shapes or a byte size that does not match the shape, kResourceExhausted if
-// memory runs out. Runs on the calling thread.
-Result<PackedMatrix> PackMatrix(const TensorView& w);
+// memory runs out. With a pool, panels are packed in parallel (the result does
+// not depend on it); without, on the calling thread.
+Result<PackedMatrix> PackMatrix(const TensorView& w, const PackOptions& options = {},
+                                ThreadPool* pool = nullptr);
 
 // One output of MatMulShared: y [m x w->n] = x . w^T.
 struct MatMulOutput {
   const PackedMatrix* w = nullptr;
   float* y = nullptr;
+};
+
+// Activation rows [m x k] in the form(s) MatMulPrepared needs: fp32 rows for
+// kF32Panels weights, Q8_0 rows for kQ8Panels weights (qs [m x k] int8, block
+// scales d and bias corrections corr [m x k/32], as quantize_row_q8 writes).
+// The same struct is the destination of the fused row ops (RmsNormTo, ...):
+// they write every non-null form, so one pass over a row produces exactly
+// what the next MatMul reads. Writing f32 and q8 at once gives the same q8
+// as quantising the f32 rows afterwards.
+struct RowsOut {
+  float* f32 = nullptr;
+  int8_t* qs = nullptr;
+  float* d = nullptr;
+  int32_t* corr = nullptr;
+  bool has_q8() const { return qs != nullptr; }
 };
 
 class Ops {
@@ -117,6 +142,32 @@ class Ops {
   // gate/up): the input is quantised once and all outputs share one parallel
   // loop. Outputs must not alias x or each other.
   void MatMulShared(const float* x, int64_t m, std::span<const MatMulOutput> outputs);
+
+  // The same products from activations prepared by a fused row op: every Q8
+  // weight reads x.qs/d/corr, every fp32 weight reads x.f32 (each must be set
+  // where needed). Results are bit-identical to MatMulShared on the fp32 rows.
+  // Threads take dynamic chunks of rows (large m) or of output panels (small m).
+  void MatMulPrepared(const RowsOut& x, int64_t m, int64_t k, std::span<const MatMulOutput> outputs);
+
+  // ---- fused row ops: one parallel pass, each row stays in L1 ------------
+  // out <- RmsNorm(x) * gamma, rows [m x d] (d % 32 == 0 when out has q8).
+  void RmsNormTo(const float* x, int64_t m, int64_t d, const float* gamma, float eps,
+                 const RowsOut& out);
+  // x += RmsNorm(y) * gamma_add (the sandwich norm's residual add); then, if
+  // gamma_next is set, out <- RmsNorm(x) * gamma_next (the next block's
+  // input norm). out.f32 may be x itself (in-place final norm).
+  void AddRmsNormTo(const float* y, float* x, int64_t m, int64_t d, const float* gamma_add,
+                    const float* gamma_next, float eps, const RowsOut& out);
+  // out <- gelu_tanh(gate) * up, rows [m x n]; out.f32 may alias gate or up.
+  void GeGluTo(const float* gate, const float* up, int64_t m, int64_t n, const RowsOut& out);
+  // out.q8 <- Q8_0(x) for rows [m x k] (out.f32 is ignored: x is the fp32 form).
+  void QuantizeTo(const float* x, int64_t m, int64_t k, const RowsOut& out);
+  // Per-head RmsNorm (gains gq / gk [dh]) then NeoX RoPE of q [m x hq x dh]
+  // and k [m x hkv x dh], in place, one pass per token. Same results as
+  // HeadRmsNorm followed by RopeNeox. Errors: as RopeNeox.
+  Status QkNormRope(float* q, float* k, int64_t m, int64_t hq, int64_t hkv, int64_t dh,
+                    const float* gq, const float* gk, float eps, std::span<const int32_t> positions,
+                    float base);
 
   // out [m x d] = RmsNorm(x) * gamma, row-wise (see KernelTable::rmsnorm_row).
   // In place (out == x) allowed.
@@ -180,6 +231,9 @@ class Ops {
   };
   ActQ8 ReserveActivations(int64_t m, int64_t k);
   void RunMatMuls(const float* x, int64_t m, std::span<const MatMulOutput> outputs);
+  // Per-thread fp32 row buffers of at least `floats` (fused row ops).
+  void ReserveRowScratch(int64_t floats);
+  float* RowScratch(int thread) { return row_scratch_[static_cast<size_t>(thread)].as<float>(); }
 
   const KernelTable* table_;
   ThreadPool* pool_;
@@ -187,6 +241,7 @@ class Ops {
   // Attention: K^T panels of all sequences, and per-thread score/rope scratch.
   AlignedBuffer kt_panels_;
   std::vector<AlignedBuffer> thread_scratch_;
+  std::vector<AlignedBuffer> row_scratch_;
   std::vector<int64_t> seq_panel_base_, seq_item_base_;
   std::vector<RopeTable> rope_tables_;
 };

@@ -1,4 +1,10 @@
 // PackMatrix: GGUF weight -> PackedMatrix (layouts documented in ops.h).
+//
+// Packing runs once per matrix at model load, so it is on the start-up path
+// (~107 MB of Q8_0 for EmbeddingGemma-300M): panels are independent, so a
+// pool packs them in parallel, and only the padding of a partial last panel
+// is initialised separately (every other byte is written exactly once).
+#include <algorithm>
 #include <cstring>
 
 #include "base/half.h"
@@ -7,34 +13,87 @@
 namespace gembed {
 namespace {
 
-// Widens row r of a F32/F16/BF16 matrix to fp32.
-void RowToF32(const TensorView& w, int64_t r, float* out) {
+// Widens row r of a F32/F16/BF16/Q8_0 matrix to fp32 (Q8_0: d * q, exact).
+void RowToF32(const TensorView& w, int64_t r, uint64_t row_bytes, float* out) {
   const int64_t k = w.ne[0];
-  const uint8_t* src = static_cast<const uint8_t*>(w.data);
+  const uint8_t* src = static_cast<const uint8_t*>(w.data) + static_cast<uint64_t>(r) * row_bytes;
   switch (w.dtype) {
     case DType::kF32:
-      std::memcpy(out, src + r * k * 4, static_cast<size_t>(k) * 4);
+      std::memcpy(out, src, static_cast<size_t>(k) * 4);
       break;
-    case DType::kF16: {
-      const uint16_t* h = reinterpret_cast<const uint16_t*>(src + r * k * 2);
+    case DType::kF16:
       for (int64_t i = 0; i < k; ++i) {
         uint16_t bits;
-        std::memcpy(&bits, h + i, 2);  // GGUF data is only 32-byte aligned per tensor
+        std::memcpy(&bits, src + 2 * i, 2);  // GGUF data is only 32-byte aligned per tensor
         out[i] = F16ToF32(bits);
       }
       break;
-    }
-    case DType::kBF16: {
-      const uint16_t* h = reinterpret_cast<const uint16_t*>(src + r * k * 2);
+    case DType::kBF16:
       for (int64_t i = 0; i < k; ++i) {
         uint16_t bits;
-        std::memcpy(&bits, h + i, 2);
+        std::memcpy(&bits, src + 2 * i, 2);
         out[i] = Bf16ToF32(bits);
       }
       break;
-    }
+    case DType::kQ8_0:
+      for (int64_t b = 0; b < k / kQ8BlockElems; ++b) {
+        BlockQ8_0 blk;
+        std::memcpy(&blk, src + b * static_cast<int64_t>(sizeof(BlockQ8_0)), sizeof(BlockQ8_0));
+        const float d = F16ToF32(blk.d);
+        for (int t = 0; t < kQ8BlockElems; ++t) out[b * kQ8BlockElems + t] = d * static_cast<float>(blk.qs[t]);
+      }
+      break;
     default:
       break;
+  }
+}
+
+// F32 panels [p0, p1): panel p is float[k][16], element (kk, j) = W[16p + j][kk].
+void PackF32Panels(const TensorView& w, uint64_t row_bytes, int64_t p0, int64_t p1, float* panels,
+                   std::vector<float>& row) {
+  const int64_t k = w.ne[0], n = w.ne[1];
+  row.resize(static_cast<size_t>(k));
+  for (int64_t p = p0; p < p1; ++p) {
+    float* panel = panels + p * kPanelWidth * k;
+    for (int64_t j = 0; j < kPanelWidth; ++j) {
+      const int64_t r = p * kPanelWidth + j;
+      if (r >= n) {  // padding rows are zero
+        for (int64_t kk = 0; kk < k; ++kk) panel[kk * kPanelWidth + j] = 0.0f;
+        continue;
+      }
+      RowToF32(w, r, row_bytes, row.data());
+      for (int64_t kk = 0; kk < k; ++kk) panel[kk * kPanelWidth + j] = row[static_cast<size_t>(kk)];
+    }
+  }
+}
+
+// Q8 panels [p0, p1): the 4 bytes of group g of row j land at (g*16 + j)*4 of
+// the block's 512 bytes, each biased by +128 (x ^ 0x80 on the two's
+// complement byte). Padding rows: weight 0 (byte 128), scale 0.
+void PackQ8Panels(const TensorView& w, int64_t p0, int64_t p1, uint8_t* qs, uint16_t* scales) {
+  const int64_t n = w.ne[1], nb = w.ne[0] / kQ8BlockElems;
+  const uint8_t* src = static_cast<const uint8_t*>(w.data);
+  for (int64_t p = p0; p < p1; ++p) {
+    for (int64_t j = 0; j < kPanelWidth; ++j) {
+      const int64_t r = p * kPanelWidth + j;
+      for (int64_t b = 0; b < nb; ++b) {
+        uint8_t* dst = qs + (p * nb + b) * kQ8PanelBlockBytes + j * 4;
+        uint16_t* scale = scales + (p * nb + b) * kPanelWidth + j;
+        if (r >= n) {
+          for (int g = 0; g < 8; ++g) std::memset(dst + g * kPanelWidth * 4, 0x80, 4);
+          *scale = 0;
+          continue;
+        }
+        const uint8_t* blk = src + (r * nb + b) * static_cast<int64_t>(sizeof(BlockQ8_0));
+        std::memcpy(scale, blk, 2);
+        for (int g = 0; g < 8; ++g) {
+          uint32_t word;
+          std::memcpy(&word, blk + 2 + 4 * g, 4);
+          word ^= 0x80808080u;
+          std::memcpy(dst + g * kPanelWidth * 4, &word, 4);
+        }
+      }
+    }
   }
 }
 
@@ -46,7 +105,7 @@ size_t PackedMatrix::packed_bytes() const {
   return static_cast<size_t>(panels * blocks()) * (kQ8PanelBlockBytes + kPanelWidth * 2);
 }
 
-Result<PackedMatrix> PackMatrix(const TensorView& w) {
+Result<PackedMatrix> PackMatrix(const TensorView& w, const PackOptions& options, ThreadPool* pool) {
   if (w.n_dims < 1 || w.n_dims > kMaxDims || w.ne[2] != 1 || w.ne[3] != 1)
     return InvalidArgument("PackMatrix: expected a 2-D weight, got {} dims", w.n_dims);
   const int64_t k = w.ne[0], n = w.ne[1];
@@ -68,43 +127,35 @@ Result<PackedMatrix> PackMatrix(const TensorView& w) {
   pm.k = k;
   pm.n = n;
   pm.panels = (n + kPanelWidth - 1) / kPanelWidth;
-  pm.format = dt == DType::kQ8_0 ? PackedFormat::kQ8Panels : PackedFormat::kF32Panels;
+  pm.format = dt == DType::kQ8_0 && !options.widen_q8 ? PackedFormat::kQ8Panels : PackedFormat::kF32Panels;
   const size_t bytes = pm.packed_bytes();
   if (!pm.data.Reserve(bytes))
     return Status(StatusCode::kResourceExhausted,
                   fmt::format("PackMatrix: cannot allocate {} bytes", bytes));
-  std::memset(pm.data.data(), 0, pm.data.size());
 
+  // Panels per chunk: ~256 KiB of packed output each.
+  const int64_t panel_bytes = static_cast<int64_t>(bytes) / pm.panels;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{256} << 10) / std::max<int64_t>(1, panel_bytes));
   if (pm.format == PackedFormat::kF32Panels) {
-    std::vector<float> row(static_cast<size_t>(k));
     float* panels = pm.data.as<float>();
-    for (int64_t r = 0; r < n; ++r) {
-      RowToF32(w, r, row.data());
-      float* panel = panels + (r / kPanelWidth) * kPanelWidth * k;
-      const int64_t j = r % kPanelWidth;
-      for (int64_t kk = 0; kk < k; ++kk) panel[kk * kPanelWidth + j] = row[static_cast<size_t>(kk)];
+    if (pool != nullptr && pool->size() > 1) {
+      std::vector<std::vector<float>> rows(static_cast<size_t>(pool->size()));
+      pool->ParallelFor(pm.panels, grain, [&](int64_t b, int64_t e, int t) {
+        PackF32Panels(w, *row_bytes, b, e, panels, rows[static_cast<size_t>(t)]);
+      });
+    } else {
+      std::vector<float> row;
+      PackF32Panels(w, *row_bytes, 0, pm.panels, panels, row);
     }
     return pm;
   }
-
-  // Q8_0: padding rows keep weight 0 (stored as the biased byte 128) and scale 0.
-  const int64_t nb = pm.blocks();
   uint8_t* qs = pm.data.data();
-  std::memset(qs, 128, static_cast<size_t>(pm.panels * nb * kQ8PanelBlockBytes));
-  uint16_t* scales = reinterpret_cast<uint16_t*>(qs + pm.panels * nb * kQ8PanelBlockBytes);
-  const uint8_t* src = static_cast<const uint8_t*>(w.data);
-  for (int64_t r = 0; r < n; ++r) {
-    const int64_t p = r / kPanelWidth, j = r % kPanelWidth;
-    for (int64_t b = 0; b < nb; ++b) {
-      BlockQ8_0 blk;
-      std::memcpy(&blk, src + (r * nb + b) * sizeof(BlockQ8_0), sizeof(BlockQ8_0));
-      uint8_t* dst = qs + (p * nb + b) * kQ8PanelBlockBytes;
-      for (int t = 0; t < kQ8BlockElems; ++t) {
-        const int g = t / 4, s = t % 4;
-        dst[(g * kPanelWidth + j) * 4 + s] = static_cast<uint8_t>(blk.qs[t] + 128);
-      }
-      scales[(p * nb + b) * kPanelWidth + j] = blk.d;
-    }
+  uint16_t* scales = reinterpret_cast<uint16_t*>(qs + pm.panels * pm.blocks() * kQ8PanelBlockBytes);
+  if (pool != nullptr && pool->size() > 1) {
+    pool->ParallelFor(pm.panels, grain,
+                      [&](int64_t b, int64_t e, int) { PackQ8Panels(w, b, e, qs, scales); });
+  } else {
+    PackQ8Panels(w, 0, pm.panels, qs, scales);
   }
   return pm;
 }

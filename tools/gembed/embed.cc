@@ -22,7 +22,7 @@ namespace gembed::cli {
 namespace {
 
 struct EmbedArgs {
-  std::string model, task, title, prompt, format = "jsonl", input, output;
+  std::string model, task, title, prompt, format = "jsonl", input, output, precision = "fast";
   bool has_prompt = false, jsonl = false, no_truncate = false;
   int dim = 0, threads = 0;
 };
@@ -139,6 +139,9 @@ int RunEmbed(const EmbedArgs& a) {
 
   EngineOptions eopts;
   eopts.threads = a.threads;
+  const auto precision = PrecisionFromName(a.precision);
+  if (!precision) return Fail(fmt::format("unknown --precision '{}' (fast, high)", a.precision));
+  eopts.precision = *precision;
   auto engine = Engine::Open(a.model, eopts);
   if (!engine.ok()) return Fail(engine.status().ToString());
   Engine& e = **engine;
@@ -196,6 +199,9 @@ Command MakeEmbedCommand(CLI::App& root) {
   app->add_option("--input", a->input, "Input file (default: stdin)");
   app->add_option("--output", a->output, "Output file (default: stdout)");
   app->add_option("--threads", a->threads, "Compute threads (default: all cores)");
+  app->add_option("--precision", a->precision,
+                  "Q8_0 arithmetic: fast (int8 activations, like llama.cpp; default) or high (fp32 "
+                  "activations, weights widened to fp32: ~4x weight memory, slower)");
   app->add_flag("--no-truncate", a->no_truncate, "Fail on texts longer than the context instead of truncating");
   return {app, [a, prompt] {
             a->has_prompt = prompt->count() > 0;

@@ -25,8 +25,10 @@ constexpr int64_t kQ8PanelBytes = 512;     // int8 bytes per (panel, block)
 // chunk (<= 64 x k) stays in L2 while each 32-column weight strip (32 x k
 // bytes) is reused from L1 by every 4-row tile of the chunk.
 constexpr int64_t kRowChunk = 64;
-// fp32 GEMM k-block (see GemmF32).
+// fp32 GEMM k-block and row chunk (see GemmF32): 96 rows = one attention
+// item (32 queries x 3 heads), so the B strip is streamed once per item.
 constexpr int64_t kF32KBlock = 256;
+constexpr int64_t kF32RowChunk = 96;
 
 inline int32_t Load32(const void* p) {
   int32_t v;
@@ -203,8 +205,8 @@ void GemmF32(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const
   // Blocks of kF32KBlock along k keep the B strip (kF32KBlock x 32 floats)
   // in L1 and the A chunk in L2 while every row tile reuses them; without
   // it a long k (attention's P.V over 2048 keys) re-streams B from L3.
-  for (int64_t m0 = 0; m0 < m; m0 += kRowChunk) {
-    const int64_t m1 = m0 + kRowChunk < m ? m0 + kRowChunk : m;
+  for (int64_t m0 = 0; m0 < m; m0 += kF32RowChunk) {
+    const int64_t m1 = m0 + kF32RowChunk < m ? m0 + kF32RowChunk : m;
     for (int64_t k0 = 0; k0 < k; k0 += kF32KBlock) {
       const int64_t kc = k - k0 < kF32KBlock ? k - k0 : kF32KBlock;
       const bool acc = k0 > 0;

@@ -1,0 +1,216 @@
+// ThreadPool: every chunk runs exactly once, boundaries are fixed, a chunk's
+// thread index is exclusive while it runs, the caller finishes the work alone
+// when workers are late, and nothing is lost under oversubscription (more
+// threads than cores, many back-to-back jobs).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <chrono>
+#include <cstdint>
+#include <numeric>
+#include <thread>
+#include <vector>
+
+#include "base/thread_pool.h"
+
+namespace gembed {
+namespace {
+
+TEST(ThreadPool, SizeAndDefault) {
+  EXPECT_EQ(ThreadPool(1).size(), 1);
+  EXPECT_EQ(ThreadPool(3).size(), 3);
+  EXPECT_GE(ThreadPool(0).size(), 1);
+  EXPECT_GE(ThreadPool(-5).size(), 1);
+}
+
+TEST(ThreadPool, ParallelChunksRunsEveryChunkOnce) {
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 2, 3, 7, 64, 1000}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      std::atomic<int> bad_thread{0};
+      pool.ParallelChunks(n, [&](int64_t c, int t) {
+        hits[static_cast<size_t>(c)].fetch_add(1);
+        if (t < 0 || t >= threads) bad_thread.fetch_add(1);
+      });
+      for (int64_t c = 0; c < n; ++c) EXPECT_EQ(hits[static_cast<size_t>(c)].load(), 1) << threads << " " << n << " " << c;
+      EXPECT_EQ(bad_thread.load(), 0);
+    }
+  }
+}
+
+// ParallelFor covers [0, n) exactly with fixed boundaries: the same (n,
+// grain, pool size) always gives the same chunks, whichever thread runs them.
+TEST(ThreadPool, ParallelForCoversRangeWithFixedBoundaries) {
+  for (int threads : {1, 2, 4}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {1, 5, 100, 4097}) {
+      for (int64_t grain : {1, 7, 64, 100000}) {
+        std::vector<std::pair<int64_t, int64_t>> first;
+        for (int rep = 0; rep < 3; ++rep) {
+          std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+          std::vector<std::pair<int64_t, int64_t>> chunks(static_cast<size_t>(pool.ForChunks(n, grain)));
+          std::atomic<int64_t> seen{0};
+          pool.ParallelFor(n, grain, [&](int64_t b, int64_t e, int) {
+            ASSERT_LT(b, e);
+            for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+            // Chunk c starts at n*c/chunks: recover c from b to record it.
+            const int64_t nc = static_cast<int64_t>(chunks.size());
+            int64_t c = 0;
+            while (c < nc && n * c / nc != b) ++c;
+            ASSERT_LT(c, nc);
+            chunks[static_cast<size_t>(c)] = {b, e};
+            seen.fetch_add(1);
+          });
+          for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1);
+          EXPECT_EQ(seen.load(), static_cast<int64_t>(chunks.size()));
+          EXPECT_LE(static_cast<int64_t>(chunks.size()), std::max<int64_t>(1, (n + grain - 1) / grain));
+          if (rep == 0) first = chunks;
+          EXPECT_EQ(chunks, first);
+        }
+      }
+    }
+  }
+}
+
+TEST(ThreadPool, RunOnAllRunsEveryTaskOnce) {
+  for (int threads : {1, 2, 3, 8}) {
+    ThreadPool pool(threads);
+    for (int rep = 0; rep < 50; ++rep) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(threads));
+      pool.RunOnAll([&](int task) { hits[static_cast<size_t>(task)].fetch_add(1); });
+      for (int t = 0; t < threads; ++t) ASSERT_EQ(hits[static_cast<size_t>(t)].load(), 1);
+    }
+  }
+}
+
+// At most one chunk runs per thread index at a time (per-thread scratch is safe).
+TEST(ThreadPool, ThreadIndexIsExclusive) {
+  ThreadPool pool(4);
+  std::vector<std::atomic<int>> busy(4);
+  std::atomic<int> overlaps{0};
+  for (int rep = 0; rep < 20; ++rep) {
+    pool.ParallelChunks(200, [&](int64_t, int t) {
+      if (busy[static_cast<size_t>(t)].fetch_add(1) != 0) overlaps.fetch_add(1);
+      volatile int spin = 0;
+      for (int i = 0; i < 2000; ++i) spin = spin + 1;
+      busy[static_cast<size_t>(t)].fetch_sub(1);
+    });
+  }
+  EXPECT_EQ(overlaps.load(), 0);
+}
+
+// Chunks are claimed dynamically: the first chunk to start blocks until all
+// the others are done, so the other thread must take every remaining chunk.
+// A pool that gave each thread a fixed share would time out here (the
+// blocked thread's share could never run).
+TEST(ThreadPool, CallerCompletesWorkWhileAWorkerIsStuck) {
+  ThreadPool pool(2);
+  for (int rep = 0; rep < 20; ++rep) {
+    constexpr int64_t kChunks = 64;
+    std::atomic<int64_t> done{0};
+    std::atomic<bool> first_taken{false};
+    pool.ParallelChunks(kChunks, [&](int64_t, int) {
+      if (!first_taken.exchange(true)) {
+        // Whoever runs this chunk waits for all others: they must be run by
+        // the other thread.
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (done.load() < kChunks - 1 && std::chrono::steady_clock::now() < deadline)
+          std::this_thread::yield();
+      }
+      done.fetch_add(1);
+    });
+    ASSERT_EQ(done.load(), kChunks);
+  }
+}
+
+// A slow worker (every chunk it takes sleeps, like a thread that keeps being
+// descheduled) neither loses nor duplicates chunks over many small jobs.
+TEST(ThreadPool, SlowWorkerDoesNotLoseOrDuplicateChunks) {
+  ThreadPool pool(2);
+  for (int job = 0; job < 200; ++job) {
+    std::vector<std::atomic<int>> hits(37);
+    pool.ParallelChunks(37, [&](int64_t c, int t) {
+      if (t != 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+      hits[static_cast<size_t>(c)].fetch_add(1);
+    });
+    for (auto& h : hits) ASSERT_EQ(h.load(), 1) << "job " << job;
+  }
+}
+
+// Oversubscription: more threads than cores, thousands of back-to-back jobs
+// of varying sizes (workers keep arriving late into later jobs); every job
+// must see each chunk exactly once, and sums must be exact.
+TEST(ThreadPool, StressMoreThreadsThanCores) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  ThreadPool pool(cores * 3 + 1);
+  uint64_t expect_total = 0;
+  std::atomic<uint64_t> total{0};
+  for (int job = 0; job < 3000; ++job) {
+    const int64_t n = 1 + (job * 7919) % 97;
+    std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+    pool.ParallelChunks(n, [&](int64_t c, int) {
+      hits[static_cast<size_t>(c)].fetch_add(1, std::memory_order_relaxed);
+      total.fetch_add(static_cast<uint64_t>(c) + 1, std::memory_order_relaxed);
+    });
+    for (int64_t c = 0; c < n; ++c) ASSERT_EQ(hits[static_cast<size_t>(c)].load(), 1) << "job " << job << " chunk " << c;
+    expect_total += static_cast<uint64_t>(n * (n + 1) / 2);
+  }
+  EXPECT_EQ(total.load(), expect_total);
+}
+
+// Writes made inside chunks are visible to the caller after the call (the
+// pool's completion handshake orders them), for plain non-atomic memory.
+TEST(ThreadPool, ChunkWritesAreVisibleAfterReturn) {
+  ThreadPool pool(3);
+  std::vector<uint64_t> data(1 << 16);
+  for (int rep = 0; rep < 100; ++rep) {
+    pool.ParallelFor(static_cast<int64_t>(data.size()), 256, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) data[static_cast<size_t>(i)] = static_cast<uint64_t>(i) * 3 + rep;
+    });
+    uint64_t bad = 0;
+    for (size_t i = 0; i < data.size(); ++i) bad += data[i] != i * 3 + static_cast<uint64_t>(rep);
+    ASSERT_EQ(bad, 0u) << "rep " << rep;
+  }
+}
+
+// Deterministic reductions: per-chunk partial sums combined in chunk order
+// give bit-identical float results for 1, 2 and 3 threads.
+TEST(ThreadPool, ChunkOrderedReductionIsBitIdenticalAcrossThreadCounts) {
+  std::vector<float> x(100003);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(std::sin(static_cast<double>(i))) * 1e3f;
+  auto sum_with = [&](int threads) {
+    ThreadPool pool(threads);
+    constexpr int64_t kChunks = 17;  // fixed: independent of the pool size
+    std::vector<float> part(kChunks);
+    const int64_t n = static_cast<int64_t>(x.size());
+    pool.ParallelChunks(kChunks, [&](int64_t c, int) {
+      float s = 0;
+      for (int64_t i = n * c / kChunks; i < n * (c + 1) / kChunks; ++i) s += x[static_cast<size_t>(i)];
+      part[static_cast<size_t>(c)] = s;
+    });
+    float s = 0;
+    for (float p : part) s += p;
+    return s;
+  };
+  const float s1 = sum_with(1);
+  for (int rep = 0; rep < 10; ++rep) {
+    EXPECT_EQ(sum_with(2), s1);
+    EXPECT_EQ(sum_with(3), s1);
+  }
+}
+
+TEST(ThreadPool, DestroyWhileIdleAndAfterSleeping) {
+  for (int rep = 0; rep < 20; ++rep) {
+    ThreadPool pool(3);
+    if (rep % 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));  // workers fall asleep
+    std::atomic<int> n{0};
+    pool.ParallelChunks(10, [&](int64_t, int) { n.fetch_add(1); });
+    EXPECT_EQ(n.load(), 10);
+  }
+}
+
+}  // namespace
+}  // namespace gembed
