@@ -14,6 +14,7 @@
 #include "kernels/cpu/dispatch.h"
 #include "kernels/ops.h"
 #include "model/forward.h"
+#include "model/hf_model.h"
 #include "model/weights.h"
 #include "tokenizer/tokenizer.h"
 
@@ -21,6 +22,7 @@ namespace gembed {
 
 struct Engine::Impl {
   std::unique_ptr<GgufFile> file;  // mapped weights; outlives every view below
+  std::unique_ptr<HfModel> hf;     // or a Hugging Face folder (mapped files, owned norms)
   ModelConfig config;
   ModelWeights weights;
   std::unique_ptr<Tokenizer> tokenizer;
@@ -48,17 +50,26 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& path, const Engi
   const Clock::time_point t_open = Clock::now();
   auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
   auto impl = std::make_unique<Impl>();
-  GEMBED_ASSIGN_OR_RETURN(impl->file, GgufFile::Open(path));
-  auto config = ConfigFromGguf(*impl->file);
-  if (!config.ok()) return config.status().WithContext(path);
-  impl->config = std::move(*config);
-  auto weights = BindWeights(impl->config, *impl->file);
-  if (!weights.ok()) return weights.status().WithContext(path);
-  impl->weights = std::move(*weights);
+  if (IsHfFolder(path)) {
+    // A Hugging Face sentence-transformers folder (model/hf_model.h); the
+    // context is its max_seq_length. Errors name the folder already.
+    GEMBED_ASSIGN_OR_RETURN(impl->hf, HfModel::Open(path));
+    impl->config = impl->hf->EngineConfig();
+    impl->weights = impl->hf->weights();
+    GEMBED_ASSIGN_OR_RETURN(impl->tokenizer, impl->hf->LoadTokenizer());
+  } else {
+    GEMBED_ASSIGN_OR_RETURN(impl->file, GgufFile::Open(path));
+    auto config = ConfigFromGguf(*impl->file);
+    if (!config.ok()) return config.status().WithContext(path);
+    impl->config = std::move(*config);
+    auto weights = BindWeights(impl->config, *impl->file);
+    if (!weights.ok()) return weights.status().WithContext(path);
+    impl->weights = std::move(*weights);
 
-  auto tokenizer = Tokenizer::FromGguf(*impl->file);
-  if (!tokenizer.ok()) return tokenizer.status().WithContext(path);
-  impl->tokenizer = std::move(*tokenizer);
+    auto tokenizer = Tokenizer::FromGguf(*impl->file);
+    if (!tokenizer.ok()) return tokenizer.status().WithContext(path);
+    impl->tokenizer = std::move(*tokenizer);
+  }
   const Tokenizer& tok = *impl->tokenizer;
   if (tok.bos_id() < 0 || tok.eos_id() < 0) {
     return Unsupported("{}: the vocabulary defines no BOS or EOS token (EmbeddingGemma needs both)", path);
