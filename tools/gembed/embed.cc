@@ -16,7 +16,7 @@
 
 #include "commands.h"
 #include "engine/engine.h"
-#include "tokenizer/prompts.h"
+#include "model/hf_config.h"
 
 namespace gembed::cli {
 namespace {
@@ -96,17 +96,21 @@ int RunEmbed(const EmbedArgs& a) {
   // The prompt: --task NAME (with --title for document) or a custom --prompt.
   EmbedOptions opts;
   if (!a.task.empty() && a.has_prompt) return Fail("--task and --prompt cannot be used together");
-  if (!a.title.empty() && a.task != "document") return Fail("--title is only valid with --task document");
+  // --task names: a Hugging Face folder's prompt table (config_sentence_transformers.json)
+  // first, then the built-in model-card names (model/hf_config.h ResolveTaskPrompt).
+  auto folder_prompts = ReadHfPromptTable(a.model);
+  if (!folder_prompts.ok()) return Fail(folder_prompts.status().ToString());
+  if (!a.title.empty() && a.task.empty()) return Fail("--title needs --task (e.g. --task document)");
   if (!a.task.empty()) {
-    const auto prefix = TaskPromptPrefix(a.task, a.title);
-    if (!prefix) {
-      std::string names;
-      for (auto n : TaskPromptNames()) names += fmt::format("{}{}", names.empty() ? "" : ", ", n);
-      return Fail(fmt::format("unknown --task '{}' (valid: {})", a.task, names));
-    }
+    const auto prefix = ResolveTaskPrompt(*folder_prompts, a.task, a.title);
+    if (!prefix.ok()) return Fail(prefix.status().message());
     opts.prompt = *prefix;
   } else if (a.has_prompt) {
     opts.prompt = a.prompt;
+  } else if (!folder_prompts->default_prompt_name.empty()) {
+    // sentence-transformers applies the folder's default prompt when none is given.
+    const auto prefix = ResolveTaskPrompt(*folder_prompts, folder_prompts->default_prompt_name);
+    if (prefix.ok()) opts.prompt = *prefix;
   }
   opts.dim = a.dim;
   opts.truncate = !a.no_truncate;
@@ -185,12 +189,14 @@ int RunEmbed(const EmbedArgs& a) {
 }  // namespace
 
 Command MakeEmbedCommand(CLI::App& root) {
-  CLI::App* app = root.add_subcommand("embed", "Embed texts (one per line) with an EmbeddingGemma GGUF");
+  CLI::App* app = root.add_subcommand("embed", "Embed texts (one per line) with an EmbeddingGemma GGUF or Hugging Face folder");
   auto a = std::make_shared<EmbedArgs>();
-  app->add_option("--model", a->model, "EmbeddingGemma .gguf file")->required();
+  app->add_option("--model", a->model,
+                  "EmbeddingGemma .gguf file or Hugging Face sentence-transformers folder")->required();
   app->add_option("--task", a->task,
-                  "Task prompt: query, document, question-answering, fact-checking, classification, "
-                  "clustering, similarity, code-retrieval");
+                  "Task prompt: a name from the folder's config_sentence_transformers.json (first), or "
+                  "query, document, question-answering, fact-checking, classification, clustering, "
+                  "similarity, code-retrieval");
   app->add_option("--title", a->title, "Document title (with --task document; default 'none')");
   CLI::Option* prompt = app->add_option("--prompt", a->prompt, "Custom prompt prefix (instead of --task)");
   app->add_option("--dim", a->dim, "Matryoshka output dim: 768, 512, 256, 128 (<= the model's dim)");
