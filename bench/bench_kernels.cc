@@ -1,11 +1,21 @@
 // Kernel benchmarks: per kernel x ISA level x this model's shapes.
 //
-// Counters: GMAC/s (multiply-adds per second, 1e9) or GB/s, and pct_peak =
-// the share of the machine's peak measured by this suite itself at start-up:
+// Counters: GMAC/s (multiply-adds per second, 1e9), wGB/s (weight bytes
+// streamed per second; for attention the Q/K/V/O bytes) and pct_*_peak = the
+// share of the machine's peak measured by this suite itself at start-up:
 //   * int8 peak: a loop of independent vpdpbusd zmm (64 int8 MACs each) on
 //     one core (PeakVpdpbusd benchmark reports it too);
+//   * fp32 peak: independent vfmadd zmm chains (PeakFmaF32): the roof of the
+//     fp32 GEMM and of attention;
 //   * memory read: streaming a 512 MiB buffer (PeakMemoryRead).
-// Q8 GEMM pct_peak is relative to threads x the int8 per-core peak.
+// Q8 GEMM pct_int8_peak is relative to threads x the int8 per-core peak.
+//
+// Benchmarks: MatMulQ8/F32 per weight shape and M; LayerMatMulsQ8 (one
+// layer's products, weights mostly cache-resident across iterations);
+// ModelMatMulsQ8 (all 24 layers' products with distinct weights, ~108 MB
+// streamed from L3/DRAM like a real forward pass); Attention per length and
+// window; row ops. scripts/perf_roofline.py turns the JSON output into
+// docs/roofline.png and a table.
 //
 // Timing: single-thread benchmarks (t1) report rates per CPU second of the
 // benchmark thread, which stays meaningful on a machine shared with other
@@ -42,6 +52,7 @@ namespace gembed {
 namespace {
 
 double g_int8_peak_gmacs = 0;  // per core
+double g_f32_peak_gmacs = 0;   // per core: fp32 FMAs (attention, fp32 GEMM)
 double g_mem_peak_gbs = 0;
 
 // ---- peaks ------------------------------------------------------------------
@@ -84,6 +95,24 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"), noinline)) int64_t Vpdpbus
   return _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3)));
 }
 constexpr double kMacsPerVpdpbusdIter = 16.0 * 64.0;
+
+// 16 independent fp32 FMA chains (zmm): the fp32 compute peak.
+__attribute__((target("avx512f"), noinline)) float FmaLoop(int64_t iters) {
+  __m512 a = _mm512_set1_ps(1.0001f), b = _mm512_set1_ps(0.9999f);
+  __asm__ volatile("" : "+v"(a), "+v"(b));
+  __m512 c[16];
+  for (int i = 0; i < 16; ++i) c[i] = _mm512_set1_ps(static_cast<float>(i));
+  for (int64_t it = 0; it < iters; ++it) {
+    __asm__ volatile("" : "+v"(a));
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) c[i] = _mm512_fmadd_ps(a, b, c[i]);
+  }
+  __m512 s = c[0];
+  for (int i = 1; i < 16; ++i) s = _mm512_add_ps(s, c[i]);
+  return _mm512_reduce_add_ps(s);
+}
+constexpr double kMacsPerFmaIter = 16.0 * 16.0;
+
 
 __attribute__((target("avx512f"), noinline)) float ReadLoop(const float* p, size_t n) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -128,6 +157,16 @@ void CalibratePeaks() {
     }
   }
   if (IsaSupported(Isa::kAvx512Vnni)) {
+    FmaLoop(1 << 20);
+    for (int r = 0; r < 8; ++r) {
+      const double t0 = ThreadCpuSeconds();
+      const int64_t iters = 1 << 21;
+      benchmark::DoNotOptimize(FmaLoop(iters));
+      const double s = ThreadCpuSeconds() - t0;
+      g_f32_peak_gmacs = std::max(g_f32_peak_gmacs, iters * kMacsPerFmaIter / s / 1e9);
+    }
+  }
+  if (IsaSupported(Isa::kAvx512Vnni)) {
     const float* p = GetReadBuffer().buf.as<float>();
     benchmark::DoNotOptimize(ReadLoop(p, kReadBytes / 4));
     for (int r = 0; r < 4; ++r) {
@@ -139,6 +178,13 @@ void CalibratePeaks() {
   }
 }
 
+void BM_PeakFmaF32(benchmark::State& state) {
+  const int64_t iters = 1 << 20;
+  for (auto _ : state) benchmark::DoNotOptimize(FmaLoop(iters));
+  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * iters * kMacsPerFmaIter / 1e9,
+                                                benchmark::Counter::kIsRate);
+}
+
 void BM_PeakVpdpbusd(benchmark::State& state) {
   const int64_t iters = 1 << 20;
   for (auto _ : state) benchmark::DoNotOptimize(VpdpbusdLoop(iters));
@@ -147,10 +193,12 @@ void BM_PeakVpdpbusd(benchmark::State& state) {
 }
 
 // Streams the buffer with `threads` threads (each its own contiguous part).
-void BM_PeakMemoryRead(benchmark::State& state, int threads) {
+// bytes = kReadBytes: DRAM; a 64 MiB prefix: L3-resident on a large-L3 part
+// (the model's 108 MB of Q8 weights sit between the two).
+void BM_PeakMemoryRead(benchmark::State& state, int threads, size_t bytes) {
   const float* p = GetReadBuffer().buf.as<float>();
   ThreadPool pool(threads);
-  const size_t n = kReadBytes / 4;
+  const size_t n = bytes / 4;
   std::vector<float> sink(static_cast<size_t>(threads));
   for (auto _ : state) {
     pool.RunOnAll([&](int t) {
@@ -160,7 +208,7 @@ void BM_PeakMemoryRead(benchmark::State& state, int threads) {
     });
     benchmark::DoNotOptimize(sink.data());
   }
-  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * kReadBytes / 1e9,
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(bytes) / 1e9,
                                               benchmark::Counter::kIsRate);
 }
 
@@ -270,6 +318,62 @@ void BM_LayerMatMuls(benchmark::State& state, Isa isa, int64_t m, int threads) {
   SetGemmCounters(state, macs, threads, true, bytes);
 }
 
+// All matrix products of the whole 24-layer model at M tokens, with 24
+// distinct weight sets (~108 MB of Q8_0, far beyond L2): the weights stream
+// from L3 / DRAM as in a real forward pass, unlike BM_LayerMatMuls whose one
+// layer (4.5 MB) stays mostly cache-resident across iterations. Inputs are
+// prepared once (MatMulPrepared), as the fused row ops hand them over.
+void BM_ModelMatMuls(benchmark::State& state, Isa isa, int64_t m, int threads) {
+  constexpr int kLayers = 24;
+  ThreadPool pool(threads);
+  Ops ops(GetKernelTable(isa), pool);
+  struct Layer {
+    PackedMatrix q, k, v, o, g, u, d;
+  };
+  static std::vector<Layer>* layers = [] {
+    auto* l = new std::vector<Layer>();
+    for (int i = 0; i < kLayers; ++i) {
+      const uint64_t s = 100 + 10 * static_cast<uint64_t>(i);
+      l->push_back(Layer{MakePacked(DType::kQ8_0, 768, 768, s), MakePacked(DType::kQ8_0, 768, 256, s + 1),
+                         MakePacked(DType::kQ8_0, 768, 256, s + 2), MakePacked(DType::kQ8_0, 768, 768, s + 3),
+                         MakePacked(DType::kQ8_0, 768, 1152, s + 4), MakePacked(DType::kQ8_0, 768, 1152, s + 5),
+                         MakePacked(DType::kQ8_0, 1152, 768, s + 6)});
+    }
+    return l;
+  }();
+  const std::vector<float> x = RandomFloats(static_cast<size_t>(m * 1152), 8);
+  std::vector<int8_t> qs(static_cast<size_t>(m * 1152));
+  std::vector<float> qd(static_cast<size_t>(m * 36));
+  std::vector<int32_t> qc(static_cast<size_t>(m * 36));
+  const KernelTable& kt = GetKernelTable(isa);
+  for (int64_t i = 0; i < m; ++i) kt.quantize_row_q8(x.data() + i * 1152, 1152, qs.data() + i * 1152, qd.data() + i * 36, qc.data() + i * 36);
+  RowsOut in;
+  in.f32 = const_cast<float*>(x.data());
+  in.qs = qs.data();
+  in.d = qd.data();
+  in.corr = qc.data();
+  std::vector<float> q(m * 768), k(m * 256), v(m * 256), o(m * 768), g(m * 1152), u(m * 1152), d(m * 768);
+  double bytes = 0;
+  for (const Layer& l : *layers)
+    bytes += static_cast<double>(l.q.packed_bytes() + l.k.packed_bytes() + l.v.packed_bytes() + l.o.packed_bytes() +
+                                 l.g.packed_bytes() + l.u.packed_bytes() + l.d.packed_bytes());
+  for (auto _ : state) {
+    for (const Layer& l : *layers) {
+      const MatMulOutput qkv[] = {{&l.q, q.data()}, {&l.k, k.data()}, {&l.v, v.data()}};
+      const MatMulOutput oo[] = {{&l.o, o.data()}};
+      const MatMulOutput gu[] = {{&l.g, g.data()}, {&l.u, u.data()}};
+      const MatMulOutput dd[] = {{&l.d, d.data()}};
+      ops.MatMulPrepared(in, m, 768, qkv);
+      ops.MatMulPrepared(in, m, 768, oo);
+      ops.MatMulPrepared(in, m, 768, gu);
+      ops.MatMulPrepared(in, m, 1152, dd);
+    }
+    benchmark::ClobberMemory();
+  }
+  const double macs = kLayers * static_cast<double>(m) * (768.0 * (768 + 256 + 256 + 768 + 2 * 1152) + 1152.0 * 768);
+  SetGemmCounters(state, macs, threads, true, bytes);
+}
+
 void BM_Attention(benchmark::State& state, Isa isa, int64_t t, int64_t window, int threads) {
   ThreadPool pool(threads);
   Ops ops(GetKernelTable(isa), pool);
@@ -291,6 +395,14 @@ void BM_Attention(benchmark::State& state, Isa isa, int64_t t, int64_t window, i
   }
   const double macs = pairs * hq * dh * 2;  // q.k and p.v
   state.counters["GMAC/s"] = benchmark::Counter(macs * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+  if (g_f32_peak_gmacs > 0)
+    state.counters["pct_f32_peak"] = benchmark::Counter(
+        macs * static_cast<double>(state.iterations()) / 1e9 / (g_f32_peak_gmacs * threads) * 100.0,
+        benchmark::Counter::kIsRate);
+  // Q, K, V read and O written once (fp32): the op's minimum memory traffic.
+  state.counters["wGB/s"] = benchmark::Counter(
+      static_cast<double>(t) * dh * (2 * hq + 2) * 4 * static_cast<double>(state.iterations()) / 1e9,
+      benchmark::Counter::kIsRate);
 }
 
 void BM_RowOp(benchmark::State& state, Isa isa, int op, int64_t m) {
@@ -332,10 +444,16 @@ std::vector<int> BenchThreads() {
 void RegisterAll() {
   if (IsaSupported(Isa::kAvx512Vnni)) {
     benchmark::RegisterBenchmark("PeakVpdpbusd/1core", BM_PeakVpdpbusd)->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark("PeakFmaF32/1core", BM_PeakFmaF32)->Unit(benchmark::kMillisecond);
     for (int th : {1, 2}) {
-      auto* b = benchmark::RegisterBenchmark(("PeakMemoryRead/t" + std::to_string(th)).c_str(), BM_PeakMemoryRead, th)
+      auto* b = benchmark::RegisterBenchmark(("PeakMemoryRead/t" + std::to_string(th)).c_str(), BM_PeakMemoryRead, th,
+                                             kReadBytes)
                     ->Unit(benchmark::kMillisecond);
       if (th > 1) b->MeasureProcessCPUTime()->UseRealTime();
+      auto* c = benchmark::RegisterBenchmark(("PeakL3Read/64MiB/t" + std::to_string(th)).c_str(), BM_PeakMemoryRead, th,
+                                             size_t{64} << 20)
+                    ->Unit(benchmark::kMillisecond);
+      if (th > 1) c->MeasureProcessCPUTime()->UseRealTime();
     }
   }
   const std::vector<int> threads = BenchThreads();
@@ -363,6 +481,9 @@ void RegisterAll() {
                                      BM_LayerMatMuls, isa, m, th)->Unit(benchmark::kMicrosecond), th);
       }
       if (isa != Isa::kGeneric) {
+        for (int64_t m : {1, 12, 32, 128, 512})
+          timing(benchmark::RegisterBenchmark(("ModelMatMulsQ8/" + in + "/M" + std::to_string(m) + "/t" + std::to_string(th)).c_str(),
+                                       BM_ModelMatMuls, isa, m, th)->Unit(benchmark::kMillisecond), th);
         for (auto [t, w] : std::vector<std::pair<int64_t, int64_t>>{{128, -1}, {512, -1}, {2048, -1}, {2048, 256}})
           timing(benchmark::RegisterBenchmark(("Attention/" + in + "/T" + std::to_string(t) + "/w" + std::to_string(w) + "/t" + std::to_string(th)).c_str(),
                                        BM_Attention, isa, t, w, th)->Unit(benchmark::kMicrosecond), th);
@@ -382,6 +503,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   gembed::CalibratePeaks();
   benchmark::AddCustomContext("int8_peak_gmacs_per_core", std::to_string(gembed::g_int8_peak_gmacs));
+  benchmark::AddCustomContext("f32_peak_gmacs_per_core", std::to_string(gembed::g_f32_peak_gmacs));
   benchmark::AddCustomContext("mem_read_peak_gbs", std::to_string(gembed::g_mem_peak_gbs));
   gembed::RegisterAll();
   benchmark::RunSpecifiedBenchmarks();

@@ -1,7 +1,10 @@
 #include "base/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstdint>
 
 #if defined(__linux__)
@@ -48,6 +51,19 @@ void FutexWakeAll(std::atomic<uint32_t>& word) {
 constexpr int kWorkerSpin = 1 << 13;
 // Pause iterations the caller spins for claimed chunks before blocking.
 constexpr int kCallerSpin = 1 << 12;
+// Straggler detection: if, after taking its last chunk, the caller waits
+// longer than kStallNs AND longer than it worked itself, a worker was most
+// likely descheduled mid-chunk (the machine is oversubscribed). The pool
+// then runs jobs on the caller alone for kSoloNs before trying again, so a
+// loaded host degrades to single-thread speed instead of stalling on every
+// parallel region. Normal imbalance is at most one chunk (~1/4 of a share).
+constexpr int64_t kStallNs = 500'000;
+constexpr int64_t kSoloNs = 20'000'000;
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
@@ -58,6 +74,11 @@ ThreadPool::ThreadPool(int n_threads) {
 }
 
 ThreadPool::~ThreadPool() {
+  if (const char* env = std::getenv("GEMBED_POOL_STATS"); env != nullptr && env[0] == '1') {
+    std::fprintf(stderr, "gembed thread pool (%d threads): %lld parallel jobs, %lld stalls, %lld jobs run solo\n",
+                 n_threads_, static_cast<long long>(jobs_), static_cast<long long>(stalls_),
+                 static_cast<long long>(solo_jobs_));
+  }
   stop_.store(true, std::memory_order_seq_cst);
   wake_.fetch_add(1, std::memory_order_seq_cst);
   FutexWakeAll(wake_);
@@ -108,6 +129,13 @@ void ThreadPool::Run(int64_t n_chunks, Invoke invoke, void* ctx) {
     for (int64_t c = 0; c < n_chunks; ++c) invoke(ctx, c, 0);
     return;
   }
+  ++jobs_;
+  const int64_t t_start = NowNs();
+  if (t_start < solo_until_ns_) {
+    ++solo_jobs_;
+    for (int64_t c = 0; c < n_chunks; ++c) invoke(ctx, c, 0);
+    return;
+  }
   // Publish the job: close the old generation first, then write the
   // description, then open the new generation (see Drain).
   const uint64_t gen = (state_.load(std::memory_order_relaxed) >> 32) + 1;
@@ -125,6 +153,8 @@ void ThreadPool::Run(int64_t n_chunks, Invoke invoke, void* ctx) {
   // Every chunk is claimed; wait only for those workers are running.
   const uint32_t target = static_cast<uint32_t>(n_chunks - mine);
   uint32_t d = done_.load(std::memory_order_acquire);
+  if (d == target) return;
+  const int64_t t_drained = NowNs();
   for (int spin = 0; d != target && spin < kCallerSpin; ++spin) {
     GEMBED_PAUSE();
     d = done_.load(std::memory_order_acquire);
@@ -135,6 +165,12 @@ void ThreadPool::Run(int64_t n_chunks, Invoke invoke, void* ctx) {
     if (d != target) FutexWait(done_, d);
     caller_sleeping_.store(false, std::memory_order_relaxed);
     d = done_.load(std::memory_order_acquire);
+  }
+  const int64_t t_end = NowNs();
+  const int64_t waited = t_end - t_drained;
+  if (waited > kStallNs && waited > t_drained - t_start) {
+    ++stalls_;
+    solo_until_ns_ = t_end + kSoloNs;
   }
 }
 

@@ -79,6 +79,14 @@ class ThreadPool {
   // The number of chunks ParallelFor(n, grain, ...) uses.
   int64_t ForChunks(int64_t n, int64_t grain) const;
 
+  // Oversubscription guard: when a job's caller had to wait much longer for a
+  // worker's chunk than it worked itself (a worker descheduled mid-chunk),
+  // the next jobs for a short while run on the caller alone. Counters for
+  // tests and diagnostics (read them from the caller thread);
+  // GEMBED_POOL_STATS=1 prints them to stderr when the pool is destroyed.
+  int64_t stalls() const { return stalls_; }
+  int64_t solo_jobs() const { return solo_jobs_; }
+
   // Chunks per thread in ParallelFor: enough to rebalance when a thread
   // falls behind, few enough that claiming (one CAS) stays negligible.
   static constexpr int64_t kChunksPerThread = 4;
@@ -114,6 +122,9 @@ class ThreadPool {
   alignas(64) std::atomic<uint32_t> wake_{0};    // futex word: bumped for every job
   std::atomic<int> sleepers_{0};                 // workers (about to be) blocked on wake_
   std::atomic<bool> stop_{false};
+  // Caller-thread state (one caller at a time): solo mode until this time.
+  int64_t solo_until_ns_ = 0;
+  int64_t stalls_ = 0, solo_jobs_ = 0, jobs_ = 0;
 };
 
 }  // namespace gembed

@@ -482,7 +482,8 @@ Status Ops::QkNormRope(float* q, float* k, int64_t m, int64_t hq, int64_t hkv, i
 
 Status Ops::Attention(const float* q, const float* k, const float* v, int64_t t,
                       std::span<const int32_t> cu_seqlens, int64_t n_heads, int64_t n_kv_heads,
-                      int64_t head_dim, int64_t window, float scale, float* out) {
+                      int64_t head_dim, int64_t window, float scale, float* out,
+                      const RowsOut* out_q8) {
   GEMBED_RETURN_IF_ERROR(ValidateSeqlens(cu_seqlens, t));
   if (n_heads <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || head_dim <= 0)
     return InvalidArgument("Attention: bad head configuration {} q heads / {} kv heads / dim {}",
@@ -557,6 +558,8 @@ Status Ops::Attention(const float* q, const float* k, const float* v, int64_t t,
   const size_t scratch_floats = static_cast<size_t>(max_rows * (max_keys + kPanelWidth) + max_rows);
   for (AlignedBuffer& sb : thread_scratch_) GEMBED_CHECK(sb.Reserve(scratch_floats * sizeof(float)));
   const KernelTable& kt = *table_;
+  const bool want_q8 = out_q8 != nullptr && out_q8->has_q8();
+  const bool quantise_in_items = want_q8 && rows_per_query == n_heads;
   auto work = [&](int64_t item, int th) {
     float* scores = thread_scratch_[static_cast<size_t>(th)].as<float>();
     float* inv_sum = scores + max_rows * (max_keys + kPanelWidth);
@@ -601,12 +604,19 @@ Status Ops::Attention(const float* q, const float* k, const float* v, int64_t t,
     kt.gemm_f32(rows, head_dim, nk, scores, nk, v + (begin + k_lo) * kv_stride + g * head_dim,
                 kv_stride, kPanelWidth, o, row_stride);
     for (int64_t r = 0; r < rows; ++r) kt.scale(o + r * row_stride, head_dim, inv_sum[r], o + r * row_stride);
+    if (quantise_in_items) {  // the item wrote whole token rows: hand them over as Q8
+      const int64_t nbq = q_stride / kQ8BlockElems;
+      for (int64_t tok = begin + q0; tok < begin + q1; ++tok)
+        kt.quantize_row_q8(out + tok * q_stride, q_stride, out_q8->qs + tok * q_stride, out_q8->d + tok * nbq,
+                           out_q8->corr + tok * nbq);
+    }
   };
   if (total_items == 1 || t * max_keys * head_dim * rows_per_query < kMinParallelWork) {
     for (int64_t item = 0; item < total_items; ++item) work(item, 0);
   } else {
     pool_->ParallelChunks(total_items, work);
   }
+  if (want_q8 && !quantise_in_items) QuantizeTo(out, t, q_stride, *out_q8);
   return Status::Ok();
 }
 

@@ -198,9 +198,13 @@ class Ops {
   // skipped. Threads take (sequence, head, 32-query block) items.
   // Errors: cu_seqlens empty, not starting at 0, decreasing, or its last entry
   // != the T the caller passes (kInvalidArgument).
+  // With `out_q8` (its q8 fields set; q_width % 32 == 0), the output rows are
+  // also quantised for the next MatMul, by the items themselves when one item
+  // covers whole rows (a single KV head), else in a pass afterwards.
   Status Attention(const float* q, const float* k, const float* v, int64_t t,
                    std::span<const int32_t> cu_seqlens, int64_t n_heads, int64_t n_kv_heads,
-                   int64_t head_dim, int64_t window, float scale, float* out);
+                   int64_t head_dim, int64_t window, float scale, float* out,
+                   const RowsOut* out_q8 = nullptr);
 
   // out = gelu_tanh(gate) * up over n elements (see KernelTable::geglu); out may alias gate or up.
   void GeGlu(const float* gate, const float* up, int64_t n, float* out);

@@ -79,7 +79,7 @@ class OpTimer {
 
 // Indices into Model::op_names_.
 enum OpName {
-  kOpEmbed, kOpNormQ, kOpQkv, kOpQkRope, kOpAttnSliding, kOpAttnGlobal, kOpQuantAttn, kOpAttnOut,
+  kOpEmbed, kOpNormQ, kOpQkv, kOpQkRope, kOpAttnSliding, kOpAttnGlobal, kOpAttnOut,
   kOpAddNormQ, kOpGateUp, kOpGeGluQ, kOpDown, kOpFinalNorm, kOpPool, kOpDense, kOpL2, kOpCount
 };
 
@@ -182,9 +182,8 @@ Result<std::unique_ptr<Model>> Model::Create(const ModelConfig& config, const Mo
   n[kOpNormQ] = "rmsnorm -> matmul input (layer 0)";
   n[kOpQkv] = fmt::format("matmul {} q/k/v {}->{}+{}+{}", kind, c.n_embd, c.q_width(), c.kv_width(), c.kv_width());
   n[kOpQkRope] = "q/k head norm + rope";
-  n[kOpAttnSliding] = fmt::format("attention sliding (+-{})", c.window_radius());
-  n[kOpAttnGlobal] = "attention global";
-  n[kOpQuantAttn] = "quantise attention output";
+  n[kOpAttnSliding] = fmt::format("attention sliding (+-{}) (+ quantise)", c.window_radius());
+  n[kOpAttnGlobal] = "attention global (+ quantise)";
   n[kOpAttnOut] = fmt::format("matmul {} attn_output {}->{}", kind, c.q_width(), c.n_embd);
   n[kOpAddNormQ] = "residual norm+add, rmsnorm -> matmul input";
   n[kOpGateUp] = fmt::format("matmul {} gate/up {}->2x{}", kind, c.n_embd, c.n_ff);
@@ -334,19 +333,17 @@ Status Model::Forward(Ops& ops, std::span<const int32_t> token_ids, std::span<co
     // ±sliding_window/2 on sliding layers. The 1/sqrt(head_dim) query scale
     // is applied to the scores inside the op: the same product as scaling q
     // first (exactly so for head_dim 256 or 64, where the scale is 2^-4 / 2^-3).
+    // The output is fp32 (attn) and, for Q8 weights, quantised by the op.
+    RowsOut o_in = input_for(kAttnOut, nullptr);
+    o_in.f32 = attn;
     {
       const bool sliding = c.IsSliding(il);
       OpTimer t(prof, names[sliding ? kOpAttnSliding : kOpAttnGlobal]);
       const int64_t window = sliding ? static_cast<int64_t>(c.window_radius()) : -1;
-      GEMBED_RETURN_IF_ERROR(ops.Attention(q, k, v, T, cu_seqlens, H, HKV, D, window, c.AttentionScale(), attn));
+      GEMBED_RETURN_IF_ERROR(
+          ops.Attention(q, k, v, T, cu_seqlens, H, HKV, D, window, c.AttentionScale(), attn, &o_in));
     }
     dump("kqv_out", l, attn, T, H * D);
-    RowsOut o_in = input_for(kAttnOut, nullptr);
-    o_in.f32 = attn;  // attention output is fp32 already
-    if (o_in.has_q8()) {
-      OpTimer t(prof, names[kOpQuantAttn]);
-      ops.QuantizeTo(attn, T, QW, o_in);
-    }
     {
       OpTimer t(prof, names[kOpAttnOut]);
       const MatMulOutput o[] = {{&p.attn_output, proj}};

@@ -362,6 +362,33 @@ TEST_P(FusedTest, AttentionIsThreadCountInvariant) {
   }
 }
 
+// Attention's optional Q8 output equals quantising its fp32 output
+// afterwards, both when items cover whole rows (one KV head) and when a pass
+// after the items does it (several KV heads).
+TEST_P(FusedTest, AttentionQ8OutputEqualsQuantizeAfter) {
+  const KernelTable& kt = table();
+  for (auto [hq, hkv, dh] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{3, 1, 256}, {4, 2, 64}}) {
+    const std::vector<int32_t> cu = {0, 3, 50, 120};
+    const int64_t t = cu.back();
+    const std::vector<float> q = Normal(static_cast<size_t>(t * hq * dh), 4), k = Normal(static_cast<size_t>(t * hkv * dh), 5),
+                             v = Normal(static_cast<size_t>(t * hkv * dh), 6);
+    for (int threads : {1, 2}) {
+      ThreadPool pool(threads);
+      Ops ops(kt, pool);
+      for (int64_t window : {-1, 5}) {
+        std::vector<float> a(q.size()), b(q.size());
+        ASSERT_TRUE(ops.Attention(q.data(), k.data(), v.data(), t, cu, hq, hkv, dh, window, 0.0625f, a.data()).ok());
+        Q8Buf got(t, hq * dh);
+        RowsOut o = got.rows(b.data());
+        ASSERT_TRUE(ops.Attention(q.data(), k.data(), v.data(), t, cu, hq, hkv, dh, window, 0.0625f, b.data(), &o).ok());
+        std::string where;
+        ASSERT_TRUE(SameBits(a.data(), b.data(), a.size(), &where)) << where;
+        EXPECT_TRUE(got == QuantizeRows(kt, a, t, hq * dh)) << "hkv " << hkv << " window " << window;
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllSupportedIsas, FusedTest, ::testing::ValuesIn(SupportedIsas()), ParamName);
 
 }  // namespace

@@ -202,6 +202,37 @@ TEST(ThreadPool, ChunkOrderedReductionIsBitIdenticalAcrossThreadCounts) {
   }
 }
 
+// A worker stuck inside a chunk (here: sleeping 5 ms, like a descheduled
+// thread) makes the caller wait far longer than it worked: the pool notices
+// and runs the next jobs on the caller alone for a while, still correctly.
+TEST(ThreadPool, StalledWorkerSwitchesToSoloMode) {
+  ThreadPool pool(2);
+  int attempts = 0;
+  while (pool.stalls() == 0 && attempts++ < 50) {
+    std::atomic<int> n{0};
+    pool.ParallelChunks(64, [&](int64_t, int t) {
+      if (t != 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      } else {  // ~20 us of work per caller chunk, so the worker gets to claim one
+        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
+        while (std::chrono::steady_clock::now() < until) {
+        }
+      }
+      n.fetch_add(1);
+    });
+    ASSERT_EQ(n.load(), 64);
+  }
+  ASSERT_GT(pool.stalls(), 0) << "the worker never took a chunk in 50 jobs";
+  const int64_t solo_before = pool.solo_jobs();
+  std::vector<std::atomic<int>> hits(16);
+  pool.ParallelChunks(16, [&](int64_t c, int t) {
+    EXPECT_EQ(t, 0);  // solo: the caller runs everything
+    hits[static_cast<size_t>(c)].fetch_add(1);
+  });
+  for (auto& h : hits) EXPECT_EQ(h.load(), 1);
+  EXPECT_EQ(pool.solo_jobs(), solo_before + 1);
+}
+
 TEST(ThreadPool, DestroyWhileIdleAndAfterSleeping) {
   for (int rep = 0; rep < 20; ++rep) {
     ThreadPool pool(3);
