@@ -1,0 +1,139 @@
+"""`gembed bench` as scripts/bench_vs_llamacpp.py and other tools use it: the JSON
+interface (fields, internal consistency, exact token counts), the grid, --input,
+--precision, --profile, GEMBED_PROFILE=1, and errors. Runs on a tiny synthetic
+Q8_0 model (6 layers, n_embd 128); no timing is asserted, only consistency."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+
+def run(cmd, check: bool = True, env=None, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    r = subprocess.run([str(c) for c in cmd], input=stdin, capture_output=True, timeout=600, check=False, env=env)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({r.returncode}): {r.stderr.decode(errors='replace')}")
+    return r
+
+
+@pytest.fixture(scope="module")
+def model(gembed, tokenizer_dir, tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench_cli") / "tiny-q8_0.gguf"
+    run([gembed, "synth", "-o", path, "--tokenizer", tokenizer_dir / "tokenizer.json", "--tiny",
+         "--type", "q8_0", "--seed", "5"])
+    return path
+
+
+def bench(gembed, model, *args) -> dict:
+    r = run([gembed, "bench", "--model", model, "--json", *args])
+    lines = r.stdout.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    return json.loads(lines[0])
+
+
+REQUIRED = ["p50_ms", "p99_ms", "mean_ms", "min_ms", "max_ms", "texts_per_s", "tokens_per_s", "threads", "isa",
+            "tokens", "batch", "repeat", "peak_rss_mib", "load_ms", "open_ms", "startup_ms", "model", "model_type",
+            "precision", "tokens_per_call", "first_ms", "packed_mib"]
+
+
+@pytest.mark.parametrize("tokens,batch,threads", [(12, 1, 1), (2, 3, 2), (130, 4, 2)])
+def test_single_case_json_is_consistent(gembed, model, tokens, batch, threads):
+    j = bench(gembed, model, "--tokens", tokens, "--batch", batch, "--threads", threads, "--repeat", 4)
+    for k in REQUIRED:
+        assert k in j, k
+    assert (j["tokens"], j["batch"], j["threads"], j["repeat"]) == (tokens, batch, threads, 4)
+    # Exactly N ids per synthetic text (BOS..EOS included), B texts per call.
+    assert j["tokens_per_call"] == tokens * batch
+    assert 0 < j["min_ms"] <= j["p50_ms"] <= j["p99_ms"] <= j["max_ms"]
+    assert j["min_ms"] <= j["mean_ms"] <= j["max_ms"]
+    assert j["texts_per_s"] == pytest.approx(batch * 1000.0 / j["mean_ms"], rel=1e-9)
+    assert j["tokens_per_s"] == pytest.approx(tokens * batch * 1000.0 / j["mean_ms"], rel=1e-9)
+    assert j["load_ms"] == pytest.approx(j["open_ms"] + j["first_ms"], rel=1e-9)
+    assert j["startup_ms"] >= j["load_ms"]
+    assert j["peak_rss_mib"] > 1
+    assert j["model_type"] == "Q8_0" and j["precision"] == "fast"
+    assert j["isa"] in ("generic", "avx2", "avx512vnni")
+    assert j["model"] == str(model)
+
+
+def test_text_table_without_json(gembed, model):
+    out = run([gembed, "bench", "--model", model, "--tokens", 16, "--repeat", 2]).stdout.decode()
+    assert "p50" in out and "tokens/s" in out
+    assert "process start -> first embedding" in out and "peak RSS" in out
+
+
+def test_precision_high_widens_the_weights(gembed, model):
+    fast = bench(gembed, model, "--tokens", 8, "--repeat", 2)
+    high = bench(gembed, model, "--tokens", 8, "--repeat", 2, "--precision", "high")
+    assert high["precision"] == "high"
+    # Q8_0 (34 bytes / 32 weights) widened to fp32 (4 bytes / weight).
+    assert high["packed_mib"] / fast["packed_mib"] == pytest.approx(4 * 32 / 34, rel=0.01)
+
+
+def test_profile_lists_ops_of_the_timed_calls(gembed, model):
+    j = bench(gembed, model, "--tokens", 40, "--batch", 2, "--repeat", 3, "--profile")
+    p = j["profile"]
+    assert p["passes"] == 3  # one packed forward pass per call
+    assert p["tokens"] == 3 * 80
+    names = [o["op"] for o in p["ops"]]
+    assert any(n.startswith("matmul q8 q/k/v") for n in names), names
+    assert any(n.startswith("attention") for n in names), names
+    assert any(n.startswith("matmul q8 ffn_down") for n in names), names
+    total = sum(o["pct"] for o in p["ops"])
+    assert 50 < total <= 100.5, total
+    assert all(o["ms_per_pass"] >= 0 for o in p["ops"])
+
+
+def test_grid_runs_both_thread_counts_and_lists_skipped_cells(gembed, model):
+    j = bench(gembed, model, "--repeat", 2, "--grid-budget", 1024)
+    cells = {(c["tokens"], c["batch"], c["threads"]) for c in j["grid"]}
+    skipped = {(s["tokens"], s["batch"], s["threads"]) for s in j["skipped"]}
+    for threads in (1, 2):
+        for n in (12, 128, 512, 2048):
+            for b in (1, 8, 64):
+                key = (n, b, threads)
+                assert (key in cells) != (key in skipped), key  # each cell run or skipped, never both
+                assert (key in skipped) == (n * b > 1024), key
+    for c in j["grid"]:
+        assert c["tokens_per_call"] == c["tokens"] * c["batch"]
+    assert all("budget" in s["reason"] for s in j["skipped"])
+
+
+def test_input_file_counts_its_tokens(gembed, model, tmp_path):
+    texts = ["hello world", "", "The quick brown fox jumps over the lazy dog. " * 20, "zebra"]
+    f = tmp_path / "texts.txt"
+    f.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
+    ids = run([gembed, "tokenize", "--model", model, "--add-special"], stdin=f.read_bytes()).stdout.decode()
+    n_tokens = sum(len(json.loads(line)) for line in ids.splitlines() if line.strip())
+    j = bench(gembed, model, "--input", f, "--repeat", 2)
+    assert j["batch"] == len(texts)
+    assert j["tokens_per_call"] == n_tokens
+
+
+def test_gembed_profile_env_prints_a_table(gembed, model):
+    env = dict(os.environ, GEMBED_PROFILE="1")
+    r = run([gembed, "embed", "--model", model], env=env, stdin=b"hello\nworld\n")
+    err = r.stderr.decode()
+    assert "gembed profile" in err and "matmul q8 q/k/v" in err and "(between ops)" in err
+    assert len(r.stdout.decode().splitlines()) == 2  # the vectors are still printed
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--tokens", "8", "--precision", "medium"], "unknown --precision"),
+    (["--tokens", "1"], "--tokens must be in"),
+    (["--tokens", "5000"], "--tokens must be in"),
+    (["--tokens", "8", "--batch", "0"], "--batch must be"),
+    (["--tokens", "8", "--input", "x.txt"], "cannot be used together"),
+    (["--input", "/nonexistent/texts.txt"], "cannot open --input"),
+])
+def test_bad_arguments_fail_cleanly(gembed, model, args, message):
+    r = run([gembed, "bench", "--model", model, *args], check=False)
+    assert r.returncode == 1
+    assert message in r.stderr.decode()
+
+
+def test_missing_model_fails_cleanly(gembed, tmp_path):
+    r = run([gembed, "bench", "--model", tmp_path / "none.gguf", "--tokens", "8"], check=False)
+    assert r.returncode == 1 and "gembed bench:" in r.stderr.decode()
