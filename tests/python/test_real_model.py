@@ -202,6 +202,19 @@ def test_matches_sentence_transformers(vectors, model):
     assert bad == []
 
 
+def test_q8_0_high_precision_meets_0999_on_every_text(gembed, real_models):
+    """Issue 5's Q8_0 bound (>= 0.999 vs sentence-transformers) on every golden
+    text, long ones included: with --precision high only the weights are int8,
+    and the 2,048-token text clears it (the default int8-activation path is held
+    to llama.cpp's level by the tests above and below)."""
+    got = embed(gembed, real_models["q8_0"], ST_TEXTS[:N_CASES], "--precision", "high")
+    cos = st_cosines(got)
+    k = int(np.argmin(cos))
+    print(f"REAL q8_0 --precision high vs sentence-transformers: worst cosine {cos[k]:.7f} "
+          f"({CASES[k]['label']}, {CASES[k]['n_tokens']} tokens)")
+    assert min(cos) >= MIN_COSINE["q8_0"], [(c["label"], round(x, 7)) for c, x in zip(CASES, cos) if x < 0.999]
+
+
 def test_q8_0_is_as_close_as_llamacpp(vectors):
     """On the texts llama.cpp embedded (and sentence-transformers saw the same
     string), gembed's Q8_0 GGUF is as close to sentence-transformers as
