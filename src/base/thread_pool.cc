@@ -49,6 +49,7 @@ void FutexWakeAll(std::atomic<uint32_t>& word) {
 // a forward pass issues parallel regions every few microseconds, so workers
 // must not sleep between them, but must not burn a core while idle.
 constexpr int kWorkerSpin = 1 << 13;
+constexpr int kYieldEvery = 256;
 // Pause iterations the caller spins for claimed chunks before blocking.
 constexpr int kCallerSpin = 1 << 12;
 // Straggler detection: if, after taking its last chunk, the caller waits
@@ -182,6 +183,11 @@ void ThreadPool::WorkerLoop(int index) {
     uint32_t w = wake_.load(std::memory_order_acquire);
     for (int spin = 0; w == seen && spin < kWorkerSpin; ++spin) {
       GEMBED_PAUSE();
+      // Every kYieldEvery pauses, give the core away if anything else is
+      // runnable (a no-op syscall on an idle core): on an oversubscribed
+      // host a spinning worker would otherwise burn the time slice the
+      // caller (or another process) needs.
+      if ((spin & (kYieldEvery - 1)) == kYieldEvery - 1) std::this_thread::yield();
       w = wake_.load(std::memory_order_acquire);
     }
     if (w == seen) {

@@ -20,8 +20,6 @@ constexpr int64_t kAttnItemRows = 96;
 constexpr int64_t kMinParallelWork = 1 << 15;
 // Attention K^T packs up to this many floats run on the calling thread.
 constexpr int64_t kSerialPackFloats = 1 << 16;
-// MatMul rows per thread from which threads split rows instead of columns.
-constexpr int64_t kRowSplitMinRows = 32;
 
 // Parallel loops go straight to the pool's templates: no std::function, no
 // allocation per call. Chunks are claimed dynamically; every output element is
@@ -145,16 +143,14 @@ void Ops::RunMatMuls(const float* x, int64_t m, std::span<const MatMulOutput> ou
   MatMulPrepared(in, m, k, outputs);
 }
 
-// Two ways to split a MatMul over the threads, chosen by m:
-//  * m >= kRowSplitMinRows per thread (compute-bound): chunks of rows (a
-//    multiple of 4, the GEMM row tile), each multiplied by all matrices; a
-//    chunk reads all weights, which costs little at >= 32 rows.
-//  * fewer rows (weight-streaming-bound): chunks of the concatenated
-//    16-column panels of all outputs (an even number, the GEMM's 2-panel
-//    tile), so every weight byte is read once, by one thread.
-// Chunks are claimed dynamically (a late thread simply takes fewer); each
-// output element is one fixed sequence of operations, so the split never
-// changes a result.
+// Threads take dynamic chunks of the concatenated 16-column panels of all
+// outputs (an even number of panels each, the GEMM's 2-panel tile): every
+// weight byte is read by one thread, and each chunk runs all m rows through
+// the GEMM's row blocking (activation block in L2, weight strip in L1). An
+// earlier row split (each thread all weights, its own rows) read the weights
+// once per thread and balanced worse at m = 128 with 6-row tiles. Each output
+// element is one fixed sequence of operations, so the split never changes a
+// result.
 void Ops::MatMulPrepared(const RowsOut& x, int64_t m, int64_t k, std::span<const MatMulOutput> outputs) {
   if (m <= 0 || outputs.empty()) return;
   int64_t total_panels = 0;
@@ -190,16 +186,6 @@ void Ops::MatMulPrepared(const RowsOut& x, int64_t m, int64_t k, std::span<const
   };
 
   const int threads = pool_->size();
-  if (threads > 1 && m >= kRowSplitMinRows * threads) {
-    // ~kChunksPerThread chunks per thread, >= kRowSplitMinRows rows each.
-    const int64_t per_chunk = std::max<int64_t>(
-        kRowSplitMinRows, CeilDiv(CeilDiv(m, threads * ThreadPool::kChunksPerThread), 4) * 4);
-    const int64_t chunks = CeilDiv(m, per_chunk);
-    pool_->ParallelChunks(chunks, [&](int64_t c, int) {
-      multiply(c * per_chunk, std::min(m, (c + 1) * per_chunk), 0, total_panels);
-    });
-    return;
-  }
   if (threads == 1 || m * k * total_panels * kPanelWidth < kMinParallelWork) {
     multiply(0, m, 0, total_panels);
     return;

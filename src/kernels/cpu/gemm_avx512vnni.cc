@@ -22,9 +22,10 @@ namespace {
 constexpr int64_t kPanel = 16;             // output columns per panel (one zmm)
 constexpr int64_t kQ8PanelBytes = 512;     // int8 bytes per (panel, block)
 // Rows of the activation kept hot while a thread walks its panel range: the
-// chunk (<= 64 x k) stays in L2 while each 32-column weight strip (32 x k
-// bytes) is reused from L1 by every 4-row tile of the chunk.
-constexpr int64_t kRowChunk = 64;
+// chunk (<= 288 x k bytes, <= 324 KiB) stays in L2 while each 32-column
+// weight strip (32 x k bytes) is reused from L1 by every 6-row tile of the
+// chunk; the weights are streamed once per chunk.
+constexpr int64_t kRowChunk = 288;
 // fp32 GEMM k-block and row chunk (see GemmF32): 96 rows = one attention
 // item (32 queries x 3 heads), so the B strip is streamed once per item.
 constexpr int64_t kF32KBlock = 256;
@@ -71,8 +72,8 @@ inline void Q8Tile(int64_t nb, const int8_t* xq, const float* xd, const int32_t*
       __m512i w[NR];
       for (int n = 0; n < NR; ++n)
         w[n] = _mm512_load_si512(reinterpret_cast<const void*>(wb + n * wq_ps + g * 64));
-  #pragma GCC unroll 8
-    for (int m = 0; m < MR; ++m) {
+#pragma GCC unroll 8
+      for (int m = 0; m < MR; ++m) {
         const __m512i xv = _mm512_set1_epi32(Load32(xb + m * kx + g * 4));
         for (int n = 0; n < NR; ++n) ia[m][n] = _mm512_dpbusd_epi32(ia[m][n], w[n], xv);
       }
@@ -101,6 +102,8 @@ template <int NR>
 inline void Q8Rows(int64_t mr, int64_t nb, const int8_t* xq, const float* xd, const int32_t* xc,
                    const uint8_t* wq, const uint16_t* wd, float* y, int64_t ldy, int64_t ncols) {
   switch (mr) {
+    case 6: Q8Tile<6, NR>(nb, xq, xd, xc, wq, wd, y, ldy, ncols); break;
+    case 5: Q8Tile<5, NR>(nb, xq, xd, xc, wq, wd, y, ldy, ncols); break;
     case 4: Q8Tile<4, NR>(nb, xq, xd, xc, wq, wd, y, ldy, ncols); break;
     case 3: Q8Tile<3, NR>(nb, xq, xd, xc, wq, wd, y, ldy, ncols); break;
     case 2: Q8Tile<2, NR>(nb, xq, xd, xc, wq, wd, y, ldy, ncols); break;
@@ -162,7 +165,11 @@ inline void F32Rows(int64_t mr, int64_t k, const float* a, int64_t lda, const fl
 
 void GemmQ8(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd,
             const int32_t* xcorr, const uint8_t* wq, const uint16_t* wd, float* y, int64_t ldy) {
-  constexpr int64_t kMr = 4;
+  // 6 x 2 tiles: 12 independent vpdpbusd chains (latency 5 x 2 per cycle
+  // needs >= 10 in flight); 12 rows = 2 tiles. Measured ~57% of the vpdpbusd
+  // peak at M >= 128: per 32-k block every output also needs cvt + mul + fma
+  // (the Q8_0 scales), which caps this loop near 8/11 of the peak.
+  constexpr int64_t kMr = 6;
   const int64_t kx = nb * 32;
   const int64_t n_panels = (n + kPanel - 1) / kPanel;
   const int64_t strip_bytes = 2 * nb * kQ8PanelBytes;  // int8 weights of one 2-panel strip
