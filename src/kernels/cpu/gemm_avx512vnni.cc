@@ -172,27 +172,13 @@ void GemmQ8(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd,
   constexpr int64_t kMr = 6;
   const int64_t kx = nb * 32;
   const int64_t n_panels = (n + kPanel - 1) / kPanel;
-  const int64_t strip_bytes = 2 * nb * kQ8PanelBytes;  // int8 weights of one 2-panel strip
   for (int64_t m0 = 0; m0 < m; m0 += kRowChunk) {
     const int64_t m1 = m0 + kRowChunk < m ? m0 + kRowChunk : m;
-    const int64_t n_tiles = (m1 - m0 + kMr - 1) / kMr;
     for (int64_t p = 0; p < n_panels; p += 2) {
       const uint8_t* wqp = wq + p * nb * kQ8PanelBytes;
       const uint16_t* wdp = wd + p * nb * kPanel;
       const int64_t ncols = n - p * kPanel;
-      // The next strip is prefetched (into L2) while this one's row tiles
-      // run: with few rows the kernel would otherwise alternate between
-      // waiting for weights (first tile) and computing from L1 (the others).
-      const bool prefetch = p + 2 < n_panels;
-      const uint8_t* next = wqp + strip_bytes;
-      const int64_t next_bytes = ((n_panels - p - 2) >= 2 ? 2 : 1) * nb * kQ8PanelBytes;
-      int64_t tile = 0;
-      for (int64_t i = m0; i < m1; i += kMr, ++tile) {
-        if (prefetch) {
-          const int64_t b0 = next_bytes * tile / n_tiles / 64 * 64;
-          const int64_t b1 = next_bytes * (tile + 1) / n_tiles / 64 * 64;
-          for (int64_t off = b0; off < b1; off += 64) _mm_prefetch(reinterpret_cast<const char*>(next + off), _MM_HINT_T1);
-        }
+      for (int64_t i = m0; i < m1; i += kMr) {
         const int64_t mr = m1 - i < kMr ? m1 - i : kMr;
         if (p + 1 < n_panels) {
           Q8Rows<2>(mr, nb, xq + i * kx, xd + i * nb, xcorr + i * nb, wqp, wdp, y + i * ldy + p * kPanel, ldy, ncols);
