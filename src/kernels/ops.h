@@ -63,13 +63,18 @@ struct PackedMatrix {
   int64_t k = 0;                     // input features (GGUF ne0)
   int64_t n = 0;                     // output features (GGUF ne1)
   int64_t panels = 0;                // ceil(n / 16)
-  AlignedBuffer data;                // f32 panels, or q8 qs followed by scales
+  // The packed bytes: f32 panels, or q8 qs followed by scales. They live in
+  // `owned` (PackMatrix without storage) or in caller-provided storage (a
+  // model's weight arena), which must outlive the matrix.
+  AlignedBuffer owned;
+  uint8_t* storage = nullptr;
 
   int64_t blocks() const { return k / kQ8BlockElems; }  // Q8: blocks per row
-  const float* f32_panels() const { return data.as<float>(); }
-  const uint8_t* q8_qs() const { return data.data(); }
+  const uint8_t* bytes() const { return storage; }
+  const float* f32_panels() const { return reinterpret_cast<const float*>(storage); }
+  const uint8_t* q8_qs() const { return storage; }
   const uint16_t* q8_scales() const {
-    return reinterpret_cast<const uint16_t*>(data.data() + panels * blocks() * kQ8PanelBlockBytes);
+    return reinterpret_cast<const uint16_t*>(storage + panels * blocks() * kQ8PanelBlockBytes);
   }
   size_t packed_bytes() const;
 };
@@ -88,8 +93,12 @@ struct PackOptions {
 // shapes or a byte size that does not match the shape, kResourceExhausted if
 // memory runs out. With a pool, panels are packed in parallel (the result does
 // not depend on it); without, on the calling thread.
+// `storage` (optional): pack into these bytes (64-byte aligned, at least
+// PackedSize(w, options) long, outliving the result) instead of allocating.
 Result<PackedMatrix> PackMatrix(const TensorView& w, const PackOptions& options = {},
-                                ThreadPool* pool = nullptr);
+                                ThreadPool* pool = nullptr, uint8_t* storage = nullptr);
+// Bytes PackMatrix will use for `w` (0 if `w` cannot be packed).
+size_t PackedSize(const TensorView& w, const PackOptions& options = {});
 
 // One output of MatMulShared: y [m x w->n] = x . w^T.
 struct MatMulOutput {

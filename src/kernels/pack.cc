@@ -105,7 +105,19 @@ size_t PackedMatrix::packed_bytes() const {
   return static_cast<size_t>(panels * blocks()) * (kQ8PanelBlockBytes + kPanelWidth * 2);
 }
 
-Result<PackedMatrix> PackMatrix(const TensorView& w, const PackOptions& options, ThreadPool* pool) {
+size_t PackedSize(const TensorView& w, const PackOptions& options) {
+  if (w.n_dims < 1 || w.n_dims > kMaxDims || w.ne[0] <= 0 || w.ne[1] <= 0) return 0;
+  PackedMatrix pm;
+  pm.k = w.ne[0];
+  pm.n = w.ne[1];
+  pm.panels = (pm.n + kPanelWidth - 1) / kPanelWidth;
+  pm.format = w.dtype == DType::kQ8_0 && !options.widen_q8 ? PackedFormat::kQ8Panels : PackedFormat::kF32Panels;
+  if (pm.format == PackedFormat::kQ8Panels && pm.k % kQ8BlockElems != 0) return 0;
+  return pm.packed_bytes();
+}
+
+Result<PackedMatrix> PackMatrix(const TensorView& w, const PackOptions& options, ThreadPool* pool,
+                                uint8_t* storage) {
   if (w.n_dims < 1 || w.n_dims > kMaxDims || w.ne[2] != 1 || w.ne[3] != 1)
     return InvalidArgument("PackMatrix: expected a 2-D weight, got {} dims", w.n_dims);
   const int64_t k = w.ne[0], n = w.ne[1];
@@ -129,15 +141,19 @@ Result<PackedMatrix> PackMatrix(const TensorView& w, const PackOptions& options,
   pm.panels = (n + kPanelWidth - 1) / kPanelWidth;
   pm.format = dt == DType::kQ8_0 && !options.widen_q8 ? PackedFormat::kQ8Panels : PackedFormat::kF32Panels;
   const size_t bytes = pm.packed_bytes();
-  if (!pm.data.Reserve(bytes))
-    return Status(StatusCode::kResourceExhausted,
-                  fmt::format("PackMatrix: cannot allocate {} bytes", bytes));
+  if (storage != nullptr) {
+    pm.storage = storage;
+  } else {
+    if (!pm.owned.Reserve(bytes))
+      return Status(StatusCode::kResourceExhausted, fmt::format("PackMatrix: cannot allocate {} bytes", bytes));
+    pm.storage = pm.owned.data();
+  }
 
   // Panels per chunk: ~256 KiB of packed output each.
   const int64_t panel_bytes = static_cast<int64_t>(bytes) / pm.panels;
   const int64_t grain = std::max<int64_t>(1, (int64_t{256} << 10) / std::max<int64_t>(1, panel_bytes));
   if (pm.format == PackedFormat::kF32Panels) {
-    float* panels = pm.data.as<float>();
+    float* panels = reinterpret_cast<float*>(pm.storage);
     if (pool != nullptr && pool->size() > 1) {
       std::vector<std::vector<float>> rows(static_cast<size_t>(pool->size()));
       pool->ParallelFor(pm.panels, grain, [&](int64_t b, int64_t e, int t) {
@@ -149,7 +165,7 @@ Result<PackedMatrix> PackMatrix(const TensorView& w, const PackOptions& options,
     }
     return pm;
   }
-  uint8_t* qs = pm.data.data();
+  uint8_t* qs = pm.storage;
   uint16_t* scales = reinterpret_cast<uint16_t*>(qs + pm.panels * pm.blocks() * kQ8PanelBlockBytes);
   if (pool != nullptr && pool->size() > 1) {
     pool->ParallelFor(pm.panels, grain,

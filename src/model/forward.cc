@@ -144,28 +144,47 @@ Result<std::unique_ptr<Model>> Model::Create(const ModelConfig& config, const Mo
   m->precision_ = options.precision;
   PackOptions pack;
   pack.widen_q8 = options.precision == Precision::kHigh;
-  auto pack_one = [&](const TensorView& src) -> Result<PackedMatrix> {
-    auto packed = PackMatrix(src, pack, options.pool);
-    if (packed.ok() && options.release_packed_sources) ReleasePages(src.data, src.nbytes);
-    return packed;
-  };
+  // Every matrix is packed into ONE arena of transparent huge pages: ~54
+  // page faults instead of ~27,000 when it is first written (start-up), and
+  // far fewer TLB misses when a forward pass streams the weights.
   m->layers_.resize(config.n_layer);
+  std::vector<std::pair<PackedMatrix*, const TensorView*>> mats;
   for (uint32_t il = 0; il < config.n_layer; ++il) {
     const LayerWeights& w = weights.layers[il];
     PackedLayer& p = m->layers_[il];
-    const std::pair<PackedMatrix*, const TensorView*> mats[] = {
-        {&p.attn_q, &w.attn_q},       {&p.attn_k, &w.attn_k}, {&p.attn_v, &w.attn_v},
-        {&p.attn_output, &w.attn_output}, {&p.ffn_gate, &w.ffn_gate}, {&p.ffn_up, &w.ffn_up},
-        {&p.ffn_down, &w.ffn_down}};
-    for (const auto& [dst, src] : mats) {
-      auto packed = pack_one(*src);
-      if (!packed.ok()) return packed.status().WithContext(fmt::format("packing layer {}", il));
-      *dst = std::move(*packed);
+    for (const auto& pair : {std::pair<PackedMatrix*, const TensorView*>{&p.attn_q, &w.attn_q},
+                             {&p.attn_k, &w.attn_k},
+                             {&p.attn_v, &w.attn_v},
+                             {&p.attn_output, &w.attn_output},
+                             {&p.ffn_gate, &w.ffn_gate},
+                             {&p.ffn_up, &w.ffn_up},
+                             {&p.ffn_down, &w.ffn_down}}) {
+      mats.push_back(pair);
     }
   }
   if (config.has_dense()) {
-    GEMBED_ASSIGN_OR_RETURN(m->dense_2_, pack_one(weights.dense_2));
-    GEMBED_ASSIGN_OR_RETURN(m->dense_3_, pack_one(weights.dense_3));
+    mats.push_back({&m->dense_2_, &weights.dense_2});
+    mats.push_back({&m->dense_3_, &weights.dense_3});
+  }
+  auto align64 = [](size_t n) { return (n + 63) / 64 * 64; };
+  size_t total = 0;
+  for (const auto& [dst, src] : mats) total += align64(PackedSize(*src, pack));
+  if (total > 0 && !m->weight_arena_.Reserve(total, /*huge_pages=*/true)) {
+    return MakeStatus(StatusCode::kResourceExhausted, "cannot allocate {} bytes for the packed weights", total);
+  }
+  size_t offset = 0;
+  for (size_t i = 0; i < mats.size(); ++i) {
+    const auto& [dst, src] = mats[i];
+    const size_t size = PackedSize(*src, pack);
+    // A view PackedSize rejects is packed on its own, so PackMatrix reports why.
+    auto packed = PackMatrix(*src, pack, options.pool, size > 0 ? m->weight_arena_.data() + offset : nullptr);
+    if (!packed.ok()) {
+      const int layer = i / 7 < config.n_layer ? static_cast<int>(i / 7) : -1;
+      return packed.status().WithContext(layer >= 0 ? fmt::format("packing layer {}", layer) : "packing the dense head");
+    }
+    if (options.release_packed_sources) ReleasePages(src->data, src->nbytes);
+    *dst = std::move(*packed);
+    offset += align64(size);
   }
   for (const PackedLayer& p : m->layers_) {
     const std::pair<Group, const PackedMatrix*> mats[] = {

@@ -15,6 +15,7 @@
 
 #include "base/half.h"
 #include "base/thread_pool.h"
+#include "kernels/aligned_buffer.h"
 #include "kernels/cpu/dispatch.h"
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
@@ -99,7 +100,7 @@ TEST(PackWiden, WidenedQ8EqualsPackedDequantisedF32) {
     EXPECT_EQ(a->format, PackedFormat::kF32Panels);
     EXPECT_EQ(a->source_dtype, DType::kQ8_0);
     ASSERT_EQ(a->packed_bytes(), b->packed_bytes());
-    EXPECT_EQ(std::memcmp(a->data.data(), b->data.data(), a->packed_bytes()), 0) << k << "x" << n;
+    EXPECT_EQ(std::memcmp(a->bytes(), b->bytes(), a->packed_bytes()), 0) << k << "x" << n;
     // Without the option Q8_0 keeps its int8 panels.
     Result<PackedMatrix> c = PackMatrix(w.q8_view());
     ASSERT_TRUE(c.ok());
@@ -119,13 +120,38 @@ TEST(PackWiden, ParallelPackingIsByteIdentical) {
       Result<PackedMatrix> par = PackMatrix(w.q8_view(), o, pool);
       ASSERT_TRUE(par.ok());
       ASSERT_EQ(par->packed_bytes(), serial->packed_bytes());
-      EXPECT_EQ(std::memcmp(par->data.data(), serial->data.data(), serial->packed_bytes()), 0)
+      EXPECT_EQ(std::memcmp(par->bytes(), serial->bytes(), serial->packed_bytes()), 0)
           << "widen " << widen << " threads " << pool->size();
     }
   }
   Result<PackedMatrix> fs = PackMatrix(w.f32_view()), fp = PackMatrix(w.f32_view(), {}, &p3);
   ASSERT_TRUE(fs.ok() && fp.ok());
-  EXPECT_EQ(std::memcmp(fs->data.data(), fp->data.data(), fs->packed_bytes()), 0);
+  EXPECT_EQ(std::memcmp(fs->bytes(), fp->bytes(), fs->packed_bytes()), 0);
+}
+
+// Packing into caller storage (a model's weight arena) gives the same bytes
+// as an owned packing, of exactly PackedSize bytes.
+TEST(PackWiden, PackIntoStorageEqualsOwned) {
+  const Q8Pair w = MakeQ8(1152, 100, 4);
+  for (bool widen : {false, true}) {
+    PackOptions o;
+    o.widen_q8 = widen;
+    Result<PackedMatrix> owned = PackMatrix(w.q8_view(), o);
+    ASSERT_TRUE(owned.ok());
+    const size_t size = PackedSize(w.q8_view(), o);
+    ASSERT_EQ(size, owned->packed_bytes());
+    AlignedBuffer arena;
+    ASSERT_TRUE(arena.Reserve(size + 64, /*huge_pages=*/true));
+    std::memset(arena.data(), 0xEE, arena.size());
+    Result<PackedMatrix> in = PackMatrix(w.q8_view(), o, nullptr, arena.data());
+    ASSERT_TRUE(in.ok());
+    EXPECT_EQ(in->bytes(), arena.data());
+    EXPECT_EQ(in->owned.size(), 0u);
+    EXPECT_EQ(std::memcmp(in->bytes(), owned->bytes(), size), 0);
+    EXPECT_EQ(arena.data()[size], 0xEE) << "wrote past PackedSize";
+  }
+  TensorView bad;
+  EXPECT_EQ(PackedSize(bad), 0u);
 }
 
 // The high-precision product: widened Q8_0 x fp32 activations equals the
