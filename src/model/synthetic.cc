@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "base/thread_pool.h"
 #include "io/gguf.h"
+#include "kernels/reference.h"
 #include "tokenizer/vocab.h"
 
 namespace gembed {
@@ -64,19 +65,6 @@ class Rng {
   uint64_t s_[4];
 };
 
-void QuantizeRowQ8_0(const float* x, int64_t n, BlockQ8_0* out) {
-  for (int64_t b = 0; b < n / kQ8BlockElems; ++b) {
-    const float* xb = x + b * kQ8BlockElems;
-    float amax = 0.0f;
-    for (int j = 0; j < kQ8BlockElems; ++j) amax = std::max(amax, std::fabs(xb[j]));
-    // ggml quantize_row_q8_0_ref: multiply by the fp32 reciprocal of the fp32
-    // scale (not the fp16-rounded one), round half away from zero.
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    out[b].d = F32ToF16(d);
-    for (int j = 0; j < kQ8BlockElems; ++j) out[b].qs[j] = static_cast<int8_t>(std::roundf(xb[j] * id));
-  }
-}
 
 // Tensor name pattern "blk.N.x.weight" etc. all count as their own stream.
 uint64_t TensorSeed(uint64_t seed, const std::string& name) {
@@ -178,7 +166,7 @@ Result<std::vector<uint8_t>> EncodeTensor(const float* v, int64_t cols, int64_t 
     }
     case DType::kQ8_0:
       for (int64_t r = 0; r < rows; ++r) {
-        QuantizeRowQ8_0(v + r * cols, cols, reinterpret_cast<BlockQ8_0*>(bytes.data() + r * *row_bytes));
+        reference::QuantizeRowQ8_0(v + r * cols, cols, reinterpret_cast<BlockQ8_0*>(bytes.data() + r * *row_bytes));
       }
       break;
     default:
