@@ -9,9 +9,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 #include <new>
 #include <utility>
 
@@ -39,28 +36,19 @@ class AlignedBuffer {
 
   // Ensures at least `bytes` of capacity; returns false (leaving the buffer
   // empty) if the allocation fails. Old contents are discarded on growth.
-  // huge_pages: 2 MiB aligned and advised for transparent huge pages (Linux
-  // MADV_HUGEPAGE, honoured when THP is in "madvise" or "always" mode):
-  // fewer page faults when first touched and fewer TLB misses when streamed
-  // (packed weights); a no-op hint elsewhere.
-  bool Reserve(size_t bytes, bool huge_pages = false) {
+  bool Reserve(size_t bytes) {
     if (bytes <= size_) return true;
     std::free(data_);
     data_ = nullptr;
     size_ = 0;
-    const size_t align = huge_pages ? kHugePage : kAlignment;
     // aligned_alloc needs a size that is a multiple of the alignment.
-    const size_t rounded = (bytes + align - 1) / align * align;
-    void* p = std::aligned_alloc(align, rounded);
+    const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+    void* p = std::aligned_alloc(kAlignment, rounded);
     if (p == nullptr) return false;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (huge_pages) madvise(p, rounded, MADV_HUGEPAGE);
-#endif
     data_ = static_cast<uint8_t*>(p);
     size_ = rounded;
     return true;
   }
-  static constexpr size_t kHugePage = size_t{2} << 20;
 
   uint8_t* data() { return data_; }
   const uint8_t* data() const { return data_; }

@@ -126,7 +126,7 @@ class Model {
   ModelConfig config_;
   Precision precision_ = Precision::kFast;
   ModelWeights weights_;  // views: token_embd and norm gains are used from here
-  AlignedBuffer weight_arena_;  // storage of every packed matrix (huge pages)
+  AlignedBuffer weight_arena_;  // storage of every packed matrix
   std::vector<PackedLayer> layers_;
   PackedMatrix dense_2_, dense_3_;  // empty (n == 0) without a Dense head
 

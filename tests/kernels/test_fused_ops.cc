@@ -141,7 +141,7 @@ TEST(PackWiden, PackIntoStorageEqualsOwned) {
     const size_t size = PackedSize(w.q8_view(), o);
     ASSERT_EQ(size, owned->packed_bytes());
     AlignedBuffer arena;
-    ASSERT_TRUE(arena.Reserve(size + 64, /*huge_pages=*/true));
+    ASSERT_TRUE(arena.Reserve(size + 64));
     std::memset(arena.data(), 0xEE, arena.size());
     Result<PackedMatrix> in = PackMatrix(w.q8_view(), o, nullptr, arena.data());
     ASSERT_TRUE(in.ok());
