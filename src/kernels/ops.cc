@@ -453,7 +453,7 @@ Status Ops::QkNormRope(float* q, float* k, int64_t m, int64_t hq, int64_t hkv, i
 //
 // Phase 1 packs K^T of every (kv head, sequence) into 16-key panels
 // [head_dim][16] (zero-padded past the sequence end), so Q.K^T is a gemm_f32
-// against panels. Phase 2 hands out (sequence, head row group, query block)
+// against panels, and V into 16-column panels [T][16] for P.V. Phase 2 hands out (sequence, head row group, query block)
 // items dynamically; each item computes its score tile S [rows x keys] over
 // the key range its window can reach (panel-aligned), the masked softmax row
 // by row, and O = P.V reading V rows in place, then divides by the row sums.
@@ -507,6 +507,13 @@ Status Ops::Attention(const float* q, const float* k, const float* v, int64_t t,
   const size_t panel_floats = static_cast<size_t>(kPanelWidth * head_dim);
   GEMBED_CHECK(kt_panels_.Reserve(static_cast<size_t>(n_kv_heads * total_panels) * panel_floats * sizeof(float)));
   float* kt_all = kt_panels_.as<float>();
+  // V in 16-column panels, token-major: vp[(g * v_panels + c) * t + key][16].
+  // P.V then reads 64 contiguous bytes per key and panel; reading V rows in
+  // place strided by the row width (1 KiB) mapped every key of a panel to
+  // the same few L1 sets and missed L1 on nearly every load.
+  const int64_t v_panels = CeilDiv(head_dim, kPanelWidth);
+  GEMBED_CHECK(v_panels_.Reserve(static_cast<size_t>(n_kv_heads * v_panels * t * kPanelWidth) * sizeof(float)));
+  float* vp_all = v_panels_.as<float>();
 
   // Phase 1: K^T panels. Unit = (kv head, global panel).
   auto pack = [&](int64_t ub, int64_t ue, int) {
@@ -526,6 +533,13 @@ Status Ops::Attention(const float* q, const float* k, const float* v, int64_t t,
         }
         const float* src = k + key * kv_stride + g * head_dim;
         for (int64_t c = 0; c < head_dim; ++c) dst[c * kPanelWidth + jj] = src[c];
+        const float* vsrc = v + key * kv_stride + g * head_dim;
+        for (int64_t c = 0; c < v_panels; ++c) {
+          float* vdst = vp_all + ((g * v_panels + c) * t + key) * kPanelWidth;
+          const int64_t cols = std::min<int64_t>(kPanelWidth, head_dim - c * kPanelWidth);
+          std::memcpy(vdst, vsrc + c * kPanelWidth, static_cast<size_t>(cols) * sizeof(float));
+          for (int64_t j = cols; j < kPanelWidth; ++j) vdst[j] = 0.0f;
+        }
       }
     }
   };
@@ -585,10 +599,10 @@ Status Ops::Attention(const float* q, const float* k, const float* v, int64_t t,
       const float sum = kt.softmax_row(scores + r * nk, nk, lo, hi, scale);
       inv_sum[r] = 1.0f / sum;
     }
-    // O [rows x head_dim] = P . V, V rows read in place (16-column panels of a V row).
+    // O [rows x head_dim] = P . V against the V panels (keys k_lo.. of this sequence).
     float* o = out + (begin + q0) * q_stride + h0 * head_dim;
-    kt.gemm_f32(rows, head_dim, nk, scores, nk, v + (begin + k_lo) * kv_stride + g * head_dim,
-                kv_stride, kPanelWidth, o, row_stride);
+    kt.gemm_f32(rows, head_dim, nk, scores, nk, vp_all + (g * v_panels * t + begin + k_lo) * kPanelWidth,
+                kPanelWidth, t * kPanelWidth, o, row_stride);
     for (int64_t r = 0; r < rows; ++r) kt.scale(o + r * row_stride, head_dim, inv_sum[r], o + r * row_stride);
     if (quantise_in_items) {  // the item wrote whole token rows: hand them over as Q8
       const int64_t nbq = q_stride / kQ8BlockElems;

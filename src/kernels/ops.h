@@ -252,7 +252,7 @@ class Ops {
   ThreadPool* pool_;
   AlignedBuffer act_q8_;  // storage of ActQ8
   // Attention: K^T panels of all sequences, and per-thread score/rope scratch.
-  AlignedBuffer kt_panels_;
+  AlignedBuffer kt_panels_, v_panels_;
   std::vector<AlignedBuffer> thread_scratch_;
   std::vector<AlignedBuffer> row_scratch_;
   std::vector<int64_t> seq_panel_base_, seq_item_base_;
