@@ -110,21 +110,21 @@ void ForwardProfile::Clear() {
 }
 
 std::string ForwardProfile::Format() const {
-  std::string s = fmt::format("forward passes: {}, {} sequences, {} tokens, {:.3f} ms total ({:.3f} ms per pass)\\n",
+  std::string s = fmt::format("forward passes: {}, {} sequences, {} tokens, {:.3f} ms total ({:.3f} ms per pass)\n",
                               passes_, sequences_, tokens_, pass_seconds_ * 1e3,
                               passes_ ? pass_seconds_ * 1e3 / static_cast<double>(passes_) : 0.0);
-  s += fmt::format("{:<46} {:>8} {:>11} {:>11} {:>7}\\n", "op", "calls", "total ms", "ms/pass", "%");
+  s += fmt::format("{:<46} {:>8} {:>11} {:>11} {:>7}\n", "op", "calls", "total ms", "ms/pass", "%");
   std::vector<Entry> sorted = entries_;
   std::stable_sort(sorted.begin(), sorted.end(), [](const Entry& a, const Entry& b) { return a.seconds > b.seconds; });
   double covered = 0;
   for (const Entry& e : sorted) {
     covered += e.seconds;
-    s += fmt::format("{:<46} {:>8} {:>11.3f} {:>11.3f} {:>6.1f}%\\n", e.op, e.calls, e.seconds * 1e3,
+    s += fmt::format("{:<46} {:>8} {:>11.3f} {:>11.3f} {:>6.1f}%\n", e.op, e.calls, e.seconds * 1e3,
                      passes_ ? e.seconds * 1e3 / static_cast<double>(passes_) : 0.0,
                      pass_seconds_ > 0 ? 100.0 * e.seconds / pass_seconds_ : 0.0);
   }
   const double rest = pass_seconds_ - covered;
-  s += fmt::format("{:<46} {:>8} {:>11.3f} {:>11.3f} {:>6.1f}%\\n", "(between ops)", "", rest * 1e3,
+  s += fmt::format("{:<46} {:>8} {:>11.3f} {:>11.3f} {:>6.1f}%\n", "(between ops)", "", rest * 1e3,
                    passes_ ? rest * 1e3 / static_cast<double>(passes_) : 0.0,
                    pass_seconds_ > 0 ? 100.0 * rest / pass_seconds_ : 0.0);
   return s;

@@ -117,6 +117,10 @@ def test_gembed_profile_env_prints_a_table(gembed, model):
     r = run([gembed, "embed", "--model", model], env=env, stdin=b"hello\nworld\n")
     err = r.stderr.decode()
     assert "gembed profile" in err and "matmul q8 q/k/v" in err and "(between ops)" in err
+    lines = err.splitlines()
+    assert "\\n" not in err  # rows are real lines
+    assert any(line.startswith("matmul q8 q/k/v") for line in lines)
+    assert any(line.startswith("(between ops)") for line in lines)
     assert len(r.stdout.decode().splitlines()) == 2  # the vectors are still printed
 
 

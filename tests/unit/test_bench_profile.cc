@@ -5,6 +5,7 @@
 // close to but not identical with the fast path).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -37,6 +38,10 @@ TEST(ForwardProfile, AccumulatesByNameAndFormats) {
   EXPECT_NE(s.find("matmul a"), std::string::npos);
   EXPECT_NE(s.find("(between ops)"), std::string::npos);
   EXPECT_NE(s.find("50.0%"), std::string::npos) << s;  // 5 ms of a 10 ms pass
+  // One line per row: header, column titles, two ops, "(between ops)".
+  EXPECT_EQ(std::count(s.begin(), s.end(), '\n'), 5) << s;
+  EXPECT_EQ(s.find("\\n"), std::string::npos) << "literal backslash-n in the table: " << s;
+  EXPECT_EQ(s.find("\nmatmul a "), s.find("matmul a") - 1) << s;
   p.Clear();
   EXPECT_TRUE(p.entries().empty());
   EXPECT_EQ(p.passes(), 0);
