@@ -345,6 +345,30 @@ void Ops::QuantizeTo(const float* x, int64_t m, int64_t k, const RowsOut& out) {
 // ---------------------------------------------------------------------------
 // RoPE
 
+namespace {
+// NeoX RoPE angles of position p: cs[i] = cos(p * base^(-2i/dh)), sn[i] =
+// sin(...), i < dh/2, in double precision rounded once to float. The one
+// definition of the angles: the cached table and positions beyond it.
+void RopeAngles(double base, int64_t dh, int64_t p, float* cs, float* sn) {
+  for (int64_t i = 0; i < dh / 2; ++i) {
+    const double theta =
+        static_cast<double>(p) * std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(dh));
+    cs[i] = static_cast<float>(std::cos(theta));
+    sn[i] = static_cast<float>(std::sin(theta));
+  }
+}
+
+// The positions of a RoPE call: one per token, none negative.
+Status CheckRopeArgs(const char* op, std::span<const int32_t> positions, int64_t m, int64_t dh) {
+  if (static_cast<int64_t>(positions.size()) != m)
+    return InvalidArgument("{}: {} positions for {} tokens", op, positions.size(), m);
+  if (dh <= 0 || dh % 2 != 0) return InvalidArgument("{}: head dim {} is not even", op, dh);
+  for (size_t i = 0; i < positions.size(); ++i)
+    if (positions[i] < 0) return InvalidArgument("{}: negative position {} at {}", op, positions[i], i);
+  return Status::Ok();
+}
+}  // namespace
+
 const Ops::RopeTable& Ops::GetRopeTable(float base, int64_t dh) {
   for (const RopeTable& t : rope_tables_)
     if (t.base == static_cast<double>(base) && t.dh == dh) return t;
@@ -354,49 +378,36 @@ const Ops::RopeTable& Ops::GetRopeTable(float base, int64_t dh) {
   const int64_t half = dh / 2;
   t.cos.resize(static_cast<size_t>(kRopeCachedPositions * half));
   t.sin.resize(t.cos.size());
-  for (int64_t i = 0; i < half; ++i) {
-    const double inv_freq = std::pow(t.base, -2.0 * static_cast<double>(i) / static_cast<double>(dh));
-    for (int64_t p = 0; p < kRopeCachedPositions; ++p) {
-      const double theta = static_cast<double>(p) * inv_freq;
-      t.cos[static_cast<size_t>(p * half + i)] = static_cast<float>(std::cos(theta));
-      t.sin[static_cast<size_t>(p * half + i)] = static_cast<float>(std::sin(theta));
-    }
-  }
+  for (int64_t p = 0; p < kRopeCachedPositions; ++p) RopeAngles(t.base, dh, p, &t.cos[p * half], &t.sin[p * half]);
   rope_tables_.push_back(std::move(t));
   return rope_tables_.back();
 }
 
+void Ops::RopeTable::At(int64_t p, float* tmp, const float** cs, const float** sn) const {
+  const int64_t half = dh / 2;
+  if (p < kRopeCachedPositions) {
+    *cs = cos.data() + p * half;
+    *sn = sin.data() + p * half;
+  } else {  // beyond the cache: the same angles, computed here
+    RopeAngles(base, dh, p, tmp, tmp + half);
+    *cs = tmp;
+    *sn = tmp + half;
+  }
+}
+
 Status Ops::RopeNeox(float* x, int64_t m, int64_t heads, int64_t dh,
                      std::span<const int32_t> positions, float base) {
-  if (static_cast<int64_t>(positions.size()) != m)
-    return InvalidArgument("RopeNeox: {} positions for {} tokens", positions.size(), m);
-  if (dh <= 0 || dh % 2 != 0) return InvalidArgument("RopeNeox: head dim {} is not even", dh);
-  for (size_t i = 0; i < positions.size(); ++i)
-    if (positions[i] < 0) return InvalidArgument("RopeNeox: negative position {} at {}", positions[i], i);
+  GEMBED_RETURN_IF_ERROR(CheckRopeArgs("RopeNeox", positions, m, dh));
   const RopeTable& rt = GetRopeTable(base, dh);
-  const int64_t half = dh / 2;
   for (AlignedBuffer& s : thread_scratch_)
     GEMBED_CHECK(s.Reserve(static_cast<size_t>(dh) * sizeof(float)));
   const KernelTable& kt = *table_;
   auto body = [&](int64_t b, int64_t e, int th) {
     float* tmp = thread_scratch_[static_cast<size_t>(th)].as<float>();
     for (int64_t t = b; t < e; ++t) {
-      const int64_t p = positions[static_cast<size_t>(t)];
       const float* cs;
       const float* sn;
-      if (p < kRopeCachedPositions) {
-        cs = rt.cos.data() + p * half;
-        sn = rt.sin.data() + p * half;
-      } else {  // beyond the cache: same double-precision angles, computed here
-        for (int64_t i = 0; i < half; ++i) {
-          const double theta = static_cast<double>(p) *
-                               std::pow(rt.base, -2.0 * static_cast<double>(i) / static_cast<double>(dh));
-          tmp[i] = static_cast<float>(std::cos(theta));
-          tmp[half + i] = static_cast<float>(std::sin(theta));
-        }
-        cs = tmp;
-        sn = tmp + half;
-      }
+      rt.At(positions[static_cast<size_t>(t)], tmp, &cs, &sn);
       kt.rope_neox_row(x + t * heads * dh, heads, dh, cs, sn);
     }
   };
@@ -407,13 +418,8 @@ Status Ops::RopeNeox(float* x, int64_t m, int64_t heads, int64_t dh,
 Status Ops::QkNormRope(float* q, float* k, int64_t m, int64_t hq, int64_t hkv, int64_t dh,
                        const float* gq, const float* gk, float eps, std::span<const int32_t> positions,
                        float base) {
-  if (static_cast<int64_t>(positions.size()) != m)
-    return InvalidArgument("QkNormRope: {} positions for {} tokens", positions.size(), m);
-  if (dh <= 0 || dh % 2 != 0) return InvalidArgument("QkNormRope: head dim {} is not even", dh);
-  for (size_t i = 0; i < positions.size(); ++i)
-    if (positions[i] < 0) return InvalidArgument("QkNormRope: negative position {} at {}", positions[i], i);
+  GEMBED_RETURN_IF_ERROR(CheckRopeArgs("QkNormRope", positions, m, dh));
   const RopeTable& rt = GetRopeTable(base, dh);
-  const int64_t half = dh / 2;
   for (AlignedBuffer& sb : thread_scratch_)
     GEMBED_CHECK(sb.Reserve(static_cast<size_t>(dh) * sizeof(float)));
   const KernelTable& kt = *table_;
@@ -424,22 +430,9 @@ Status Ops::QkNormRope(float* q, float* k, int64_t m, int64_t hq, int64_t hkv, i
       float* kt_row = k + t * hkv * dh;
       for (int64_t h = 0; h < hq; ++h) kt.rmsnorm_row(qt + h * dh, dh, gq, eps, qt + h * dh);
       for (int64_t h = 0; h < hkv; ++h) kt.rmsnorm_row(kt_row + h * dh, dh, gk, eps, kt_row + h * dh);
-      const int64_t p = positions[static_cast<size_t>(t)];
       const float* cs;
       const float* sn;
-      if (p < kRopeCachedPositions) {
-        cs = rt.cos.data() + p * half;
-        sn = rt.sin.data() + p * half;
-      } else {  // beyond the cache: the same double-precision angles, computed here
-        for (int64_t i = 0; i < half; ++i) {
-          const double theta =
-              static_cast<double>(p) * std::pow(rt.base, -2.0 * static_cast<double>(i) / static_cast<double>(dh));
-          tmp[i] = static_cast<float>(std::cos(theta));
-          tmp[half + i] = static_cast<float>(std::sin(theta));
-        }
-        cs = tmp;
-        sn = tmp + half;
-      }
+      rt.At(positions[static_cast<size_t>(t)], tmp, &cs, &sn);
       kt.rope_neox_row(qt, hq, dh, cs, sn);
       kt.rope_neox_row(kt_row, hkv, dh, cs, sn);
     }

@@ -234,6 +234,9 @@ class Ops {
     double base = 0;
     int64_t dh = 0;
     std::vector<float> cos, sin;  // [kRopeCachedPositions x dh/2]
+    // cos/sin rows of position p: from the table, or computed into tmp
+    // (dh floats) for positions beyond it.
+    void At(int64_t p, float* tmp, const float** cs, const float** sn) const;
   };
   const RopeTable& GetRopeTable(float base, int64_t dh);
   // Quantised activations of the current MatMul: qs [m x k] int8, d and corr [m x k/32].
