@@ -26,6 +26,12 @@ Two modes:
      queries embedded with prompt_name="query" and the documents with
      prompt_name="document"; cosine top-1 document per query, its score, the
      margin to the runner-up, and recall@1.
+   * "whitespace_cases": texts whose PROMPT + TEXT has leading or trailing
+     whitespace that sentence-transformers strips (str.strip(): tabs,
+     newlines, U+00A0, U+3000, ...), in the same record format as "cases".
+
+   --whitespace-only recomputes just "whitespace_cases" and leaves every other
+   line of the existing file as it is.
 
 2. llama.cpp (--llamacpp; the project .venv is enough):
 
@@ -192,6 +198,31 @@ def resolve(spec: tuple, folder_prompts: dict) -> tuple[str | None, str | None, 
     return name, title, p
 
 
+# Texts with edge whitespace that sentence-transformers strips from PROMPT + TEXT
+# (label, prompt spec as in LONG_RECIPES, text, dim). With a prompt, the text's
+# leading whitespace is inside PROMPT + TEXT and stays (ws_leading_prompt, the
+# one case with nothing to strip).
+WHITESPACE_CASES = [
+    ("ws_empty_query", ("folder", "query"), "", 768),
+    ("ws_leading", (None,), "  leading spaces", 512),
+    ("ws_leading_prompt", ("folder", "document"), "  leading spaces", 256),
+    ("ws_trailing_newline", ("builtin", "question-answering"), "trailing newline\n", 128),
+    ("ws_tabs_ideographic", (None,), "\ttabs and\u3000ideographic space\u3000", 768),
+    ("ws_nbsp", ("folder", "STS"), "\u00a0nbsp\u00a0", 512),
+    ("ws_only", ("folder", "Clustering"), "  \n\t ", 256),
+    ("ws_nel_line_separator", (None,), "\u0085\u2028NEL and line separator\u2029\u202f\r\n", 128),
+]
+
+
+def build_whitespace_cases(folder_prompts: dict) -> list[dict]:
+    cases = []
+    for label, spec, text, dim in WHITESPACE_CASES:
+        task, title, prompt = resolve(spec, folder_prompts)
+        cases.append({"label": label, "prompt_source": spec[0], "task": task, "title": title,
+                      "prompt": prompt, "text": text, "dim": dim})
+    return cases
+
+
 def build_cases(folder_prompts: dict) -> list[dict]:
     specs = prompt_specs(folder_prompts)
     cases = []
@@ -260,6 +291,7 @@ def model_files(model_dir: pathlib.Path) -> dict:
 # sentence-transformers mode
 # --------------------------------------------------------------------------
 def run_st(args) -> int:
+    """Everything, or with --whitespace-only just "whitespace_cases"."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import numpy as np
     import sentence_transformers
@@ -277,6 +309,7 @@ def run_st(args) -> int:
     print(f"loaded in {time.perf_counter() - t0:.1f} s; attention {attn_impl}; dtype {auto.dtype}", file=sys.stderr)
     folder_prompts = dict(model.prompts)
     cases = build_cases(folder_prompts)
+    ws_cases = build_whitespace_cases(folder_prompts)
 
     def embed(texts, prompt, dim=None, batch_size=1):
         with torch.inference_mode():
@@ -285,15 +318,26 @@ def run_st(args) -> int:
         e = e.astype(np.float64)
         return e / np.linalg.norm(e, axis=1, keepdims=True)
 
-    t0 = time.perf_counter()
-    for c in cases:
-        ids = model.tokenize([c["prompt"] + c["text"]])["input_ids"][0].tolist()
-        c["n_tokens"] = len(ids)
-        c["st_ids"] = ids
-        e = embed([c["text"]], c["prompt"], dim=c["dim"])[0]
-        c["embedding"] = [round7(x) for x in e]
-        print(f"{c['label']:>24} {c['dim']:4d} {len(ids):5d} tokens  task={c['task']}", file=sys.stderr)
-    print(f"cases: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    def fill(cs):
+        t0 = time.perf_counter()
+        for c in cs:
+            ids = model.tokenize([c["prompt"] + c["text"]])["input_ids"][0].tolist()
+            c["n_tokens"] = len(ids)
+            c["st_ids"] = ids
+            e = embed([c["text"]], c["prompt"], dim=c["dim"])[0]
+            c["embedding"] = [round7(x) for x in e]
+            print(f"{c['label']:>24} {c['dim']:4d} {len(ids):5d} tokens  task={c['task']}", file=sys.stderr)
+        print(f"{len(cs)} cases: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+    fill(ws_cases)
+    if args.whitespace_only:
+        doc = json.loads(ST_GOLDEN.read_text(encoding="utf-8"))
+        assert doc["model"]["sha256"] == model_files(model_dir), "the golden file was made from other files"
+        doc["whitespace_cases"] = ws_cases
+        dump(doc, ST_GOLDEN)
+        print(f"wrote {ST_GOLDEN}: whitespace_cases ({len(ws_cases)})", file=sys.stderr)
+        return 0
+    fill(cases)
 
     pairs = load_pairs()
     t0 = time.perf_counter()
@@ -327,6 +371,7 @@ def run_st(args) -> int:
         "folder_prompts": folder_prompts,
         "retrieval": retrieval,
         "cases": cases,
+        "whitespace_cases": ws_cases,
     }
     dump(doc, ST_GOLDEN)
     print(f"wrote {ST_GOLDEN} ({ST_GOLDEN.stat().st_size} bytes, {len(cases)} cases)", file=sys.stderr)
@@ -416,6 +461,8 @@ def main() -> int:
     ap.add_argument("--model-dir", default=str(REPO / "models" / "embeddinggemma-300m"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--llamacpp", action="store_true", help="llama.cpp mode (see the module doc)")
+    ap.add_argument("--whitespace-only", action="store_true",
+                    help="sentence-transformers mode: recompute only \"whitespace_cases\" in the existing file")
     ap.add_argument("--gembed", default=str(REPO / "build" / "bin" / "gembed"), help="gembed binary (--llamacpp)")
     args = ap.parse_args()
     return run_llamacpp(args) if args.llamacpp else run_st(args)

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <string_view>
 
 #include "base/log.h"
 #include "base/thread_pool.h"
@@ -16,6 +17,7 @@
 #include "model/forward.h"
 #include "model/hf_model.h"
 #include "model/weights.h"
+#include "tokenizer/strip.h"
 #include "tokenizer/tokenizer.h"
 
 namespace gembed {
@@ -144,8 +146,11 @@ std::vector<int> Engine::SupportedDims() const {
 Result<std::vector<int32_t>> Engine::Tokenize(const std::string& text, const EmbedOptions& options,
                                               bool* truncated) const {
   const Tokenizer& tok = *impl_->tokenizer;
-  // EmbeddingGemma: <bos> prompt+text <eos>, whatever the vocabulary's flags say.
-  std::vector<int32_t> ids = tok.Encode(options.prompt + text, /*add_bos=*/true, /*add_eos=*/true);
+  // EmbeddingGemma: <bos> prompt+text <eos>, whatever the vocabulary's flags
+  // say; sentence-transformers strips prompt+text first (options.strip).
+  const std::string input = options.prompt + text;
+  const std::string_view view = options.strip ? StripPythonWhitespace(input) : std::string_view(input);
+  std::vector<int32_t> ids = tok.Encode(view, /*add_bos=*/true, /*add_eos=*/true);
   const size_t ctx = impl_->config.context_length;
   if (truncated) *truncated = false;
   if (ids.size() > ctx) {

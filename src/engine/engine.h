@@ -2,12 +2,16 @@
 // texts into embeddings. It owns the mapped GGUF file, the config, the weight
 // views, the tokenizer, the thread pool / kernel table and the forward pass.
 //
-// Texts: the prompt is prepended, then the text is tokenised with BOS and EOS
-// forced (EmbeddingGemma) and truncated to the context length (2,048) keeping
-// BOS and EOS, with a warning; with truncate = false such a text is an error.
+// Texts: the prompt is prepended, leading/trailing whitespace of prompt+text
+// is stripped like sentence-transformers (EmbedOptions::strip), then the text
+// is tokenised with BOS and EOS forced (EmbeddingGemma) and truncated to the
+// context length (2,048) keeping BOS and EOS, with a warning; with
+// truncate = false such a text is an error.
 // Odd texts are defined, never a crash:
-//   * ""                -> [BOS, EOS]: the mean of those two token states;
-//   * whitespace only   -> the space / tab / newline-run tokens (no stripping);
+//   * ""                -> [BOS, prompt tokens..., EOS] (no prompt: [BOS, EOS],
+//                          the mean of those two token states);
+//   * whitespace only   -> as "" when stripping; with strip = false the
+//                          space / tab / newline-run tokens;
 //   * NUL bytes         -> ordinary characters (byte token <0x00>);
 //   * invalid UTF-8     -> one byte token <0xXX> per offending byte (see tokenizer.h);
 //   * "<bos>", "<eos>"... inside a text -> those special ids (llama.cpp parse_special);
@@ -49,6 +53,10 @@ struct EmbedOptions {
   std::string prompt;  // prepended to every text before tokenisation ("" = none)
   int dim = 0;         // Matryoshka output dim; 0 = the model's full dim
   bool truncate = true;  // false: a text longer than the context is kInvalidArgument
+  // Strip leading/trailing whitespace of prompt+text exactly like Python's
+  // str.strip() (what sentence-transformers does; tokenizer/strip.h);
+  // false = embed as given (llama.cpp's behaviour).
+  bool strip = true;
   // Called after each forward pass with (texts done, texts total).
   std::function<void(size_t, size_t)> progress;
 };
@@ -66,9 +74,9 @@ class Engine {
   Result<std::vector<std::vector<float>>> Embed(const std::vector<std::string>& texts,
                                                 const EmbedOptions& options = {});
 
-  // The tokens Embed runs for one text: [BOS] prompt+text [EOS], truncated to
-  // the context length keeping BOS and EOS. `truncated` (optional) reports
-  // whether tokens were dropped.
+  // The tokens Embed runs for one text: [BOS] prompt+text [EOS] (stripped
+  // unless options.strip is false), truncated to the context length keeping
+  // BOS and EOS. `truncated` (optional) reports whether tokens were dropped.
   Result<std::vector<int32_t>> Tokenize(const std::string& text, const EmbedOptions& options,
                                         bool* truncated = nullptr) const;
 

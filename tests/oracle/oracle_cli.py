@@ -46,8 +46,13 @@ def tokenize(gembed, model, texts: list[str], add_special: bool = True) -> list[
 
 
 def embed(gembed, model, texts: list[str], *, task: str | None = None, title: str | None = None,
-          dim: int | None = None, threads: int | None = None) -> np.ndarray:
+          dim: int | None = None, threads: int | None = None, strip: bool = False) -> np.ndarray:
+    """strip=False (--no-strip): the prompted text exactly as given, which is what
+    llama.cpp embeds and what `tokenize` above returns the ids of (gembed's default
+    strips edge whitespace like sentence-transformers)."""
     cmd = [gembed, "embed", "--model", model, "--jsonl"]
+    if not strip:
+        cmd.append("--no-strip")
     if task:
         cmd += ["--task", task]
     if title:

@@ -102,14 +102,20 @@ def test_grid_runs_both_thread_counts_and_lists_skipped_cells(gembed, model):
 
 
 def test_input_file_counts_its_tokens(gembed, model, tmp_path):
+    # The third text ends in a space: stripped by default (as `gembed embed` does), kept with --no-strip.
     texts = ["hello world", "", "The quick brown fox jumps over the lazy dog. " * 20, "zebra"]
     f = tmp_path / "texts.txt"
     f.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
-    ids = run([gembed, "tokenize", "--model", model, "--add-special"], stdin=f.read_bytes()).stdout.decode()
-    n_tokens = sum(len(json.loads(line)) for line in ids.splitlines() if line.strip())
+    counts = {}
+    for strip in ([], ["--strip"]):
+        ids = run([gembed, "tokenize", "--model", model, "--add-special", *strip], stdin=f.read_bytes()).stdout
+        counts[bool(strip)] = sum(len(json.loads(line)) for line in ids.decode().splitlines() if line.strip())
+    assert counts[True] < counts[False]
     j = bench(gembed, model, "--input", f, "--repeat", 2)
     assert j["batch"] == len(texts)
-    assert j["tokens_per_call"] == n_tokens
+    assert j["tokens_per_call"] == counts[True]
+    j = bench(gembed, model, "--input", f, "--repeat", 2, "--no-strip")
+    assert j["tokens_per_call"] == counts[False]
 
 
 def test_gembed_profile_env_prints_a_table(gembed, model):

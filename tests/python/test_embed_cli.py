@@ -136,6 +136,27 @@ def test_task_prompts_equal_custom_prefixes(gembed, model):
     np.testing.assert_array_equal(jsonl(embed(gembed, model, text, "--prompt", "").stdout), plain)
 
 
+def test_strip_like_sentence_transformers_and_no_strip(gembed, model):
+    """Default: (prompt + text).strip() like sentence-transformers (Python str.strip():
+    also U+00A0, U+3000, ...); --no-strip embeds the text as given (llama.cpp)."""
+    padded = ["  hello world\n", "\u3000hello world\u00a0\t", "hello world"]
+    lines = "".join(json.dumps(t) + "\n" for t in padded).encode()
+    v = jsonl(embed(gembed, model, lines, "--jsonl").stdout)
+    np.testing.assert_array_equal(v[0], v[2])
+    np.testing.assert_array_equal(v[1], v[2])
+    raw = jsonl(embed(gembed, model, lines, "--jsonl", "--no-strip").stdout)
+    np.testing.assert_array_equal(raw[2], v[2])
+    assert float(raw[0] @ v[2]) < 0.9999 and float(raw[1] @ v[2]) < 0.9999
+    # prompt + text is stripped as a whole: an empty text loses the prompt's trailing space.
+    empty = jsonl(embed(gembed, model, b'""\n', "--jsonl", "--task", "query").stdout)
+    bare = jsonl(embed(gembed, model, b"task: search result | query:\n", "--no-strip").stdout)
+    np.testing.assert_array_equal(empty, bare)
+    empty_raw = jsonl(embed(gembed, model, b'""\n', "--jsonl", "--task", "query", "--no-strip").stdout)
+    assert float(empty_raw[0] @ bare[0]) < 0.9999
+    help_text = run([gembed, "embed", "--help"]).stdout
+    assert b"--no-strip" in help_text and b"sentence-transformers" in help_text
+
+
 @pytest.mark.parametrize("args, message", [
     (["--task", "bogus"], b"query"),                      # lists the valid names
     (["--task", "query", "--prompt", "x: "], b"--prompt"),

@@ -205,8 +205,10 @@ def test_numpy_oracle_on_converted_gguf_agrees_with_folder(gembed, fixture, conv
     oracle = nf.GemmaEmbeddingOracle(str(converted["f32"]))
     worst = 1.0
     for prompt in ("", "task: search result | query: ", "title: none | text: "):
+        # Default stripping: the ids are those of (prompt + text).strip(), as in
+        # sentence-transformers ("" and a trailing "\n" are among TEXTS).
         got = embed(gembed, fixture, TEXTS, "--prompt", prompt)
-        ids = hf_ids(gembed, fixture, [prompt + t for t in TEXTS])
+        ids = hf_ids(gembed, fixture, [(prompt + t).strip() for t in TEXTS])
         assert all(s[0] == 2 and s[-1] == 1 for s in ids)
         assert max(len(s) for s in ids) > 200  # well past the ±32 window
         for i, s in enumerate(ids):

@@ -4,7 +4,7 @@ Synthetic EmbeddingGemma GGUFs are generated with `gembed synth` into a
 temporary folder (tiny F32 / Q8_0, and full-width F32 / Q8_0 with fewer layers
 to fit the time budget); texts of many lengths (incl. > 300 and > 800 tokens,
 so the ±256 sliding window masks), with task prompts and at every Matryoshka
-dim, are embedded by `gembed embed`. The oracle gets the ids of
+dim, are embedded by `gembed embed --no-strip`. The oracle gets the ids of
 `gembed tokenize --model M --add-special` on the same (prompted) text —
 tokenisation itself is checked against llama.cpp and HF elsewhere — and runs
 the whole model in float64 on the dequantised weights.
@@ -140,7 +140,7 @@ MIN_COSINE_Q8_HIGH = 0.9999
 
 
 def _embed_high(gembed, model, texts, task=None, title=None):
-    cmd = [gembed, "embed", "--model", model, "--jsonl", "--precision", "high", "--threads", "2"]
+    cmd = [gembed, "embed", "--model", model, "--jsonl", "--precision", "high", "--threads", "2", "--no-strip"]
     if task:
         cmd += ["--task", task]
     if title:

@@ -12,18 +12,21 @@ Golden data (tests/golden/data, see README.md there):
   files' sha256).
 
 Once per session: `gembed convert` to F32 and Q8_0 in a temporary folder
-(~15 s), then ONE `gembed embed` call per model (folder, F32 GGUF, Q8_0 GGUF)
-over every golden text and retrieval text, and one --dim call on the folder.
+(~15 s), then per model (folder, F32 GGUF, Q8_0 GGUF) one `gembed embed` call
+over every golden text and retrieval text and one `--no-strip` call over the
+texts llama.cpp embedded, and one --dim call on the folder.
 
 Input preprocessing: sentence-transformers strips leading/trailing whitespace
-of PROMPT + TEXT before tokenising (Transformer.tokenize: str(s).strip());
-gembed, like llama.cpp, embeds the text as given. The comparisons with
-sentence-transformers therefore feed gembed (PROMPT + TEXT).strip() as the
-text; test_whitespace_is_not_stripped documents the difference. The prompt
-strings come from the golden file; that `gembed embed --task NAME [--title]`
-resolves each name to the same string is checked by
-test_hf --gtest_filter=HfPrompts.GoldenCasesResolveToTheirPrompts and here
-for a few names on the real folder.
+of PROMPT + TEXT before tokenising (Transformer.tokenize: str(s).strip()), and
+so does gembed by default; llama.cpp embeds the text as given, which is
+`gembed embed --no-strip`. gembed is therefore fed the unstripped PROMPT + TEXT
+everywhere: the sentence-transformers comparisons run through gembed's own
+stripping (the golden "whitespace_cases" are texts with edge whitespace:
+tabs, newlines, U+00A0, U+3000, ...), and the llama.cpp comparisons pass
+--no-strip. The prompt strings come from the golden file; that
+`gembed embed --task NAME [--title]` resolves each name to the same string is
+checked by test_hf --gtest_filter=HfPrompts.GoldenCasesResolveToTheirPrompts
+and here for a few names on the real folder.
 
 Run with -s to see the figures (lines starting "REAL").
 """
@@ -57,6 +60,9 @@ MIN_COSINE = {"folder": 0.9999, "f32": 0.9999, "q8_0": 0.999}    # vs sentence-t
 # and test_q8_0_is_as_close_as_llamacpp holds gembed to llama.cpp's own level.
 MIN_COSINE_Q8_LONG = 0.998
 MIN_COSINE_LLAMA = {"f32": 0.9999, "q8_0": 0.999}                 # vs llama.cpp on the same GGUF
+# The folder (F32 weights, fp32 arithmetic) vs sentence-transformers' PyTorch F32
+# on the same input: measured 1 - cos ~ 4e-12.
+MIN_COSINE_FOLDER_EXACT = 1 - 1e-9
 
 
 def load(name: str) -> dict:
@@ -67,6 +73,7 @@ GOLDEN = load("st_embeddinggemma.json")
 PAIRS = load("st_retrieval_pairs.json")["pairs"]
 LLAMA = load("st_embeddinggemma_llamacpp.json")
 CASES = GOLDEN["cases"]
+WS_CASES = GOLDEN["whitespace_cases"]  # PROMPT + TEXT with edge whitespace that ST strips
 BY_LABEL = {c["label"]: c for c in CASES}
 
 
@@ -105,16 +112,13 @@ def cosine(a, b) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-# What sentence-transformers tokenises for a case / a retrieval text.
-def st_text(prompt: str, text: str) -> str:
-    return (prompt + text).strip()
-
-
-ST_TEXTS = ([st_text(c["prompt"], c["text"]) for c in CASES]
-            + [st_text(GOLDEN["retrieval"]["query_prompt"], p["query"]) for p in PAIRS]
-            + [st_text(GOLDEN["retrieval"]["document_prompt"], p["document"]) for p in PAIRS])
+# What sentence-transformers was given for a case / a retrieval text: PROMPT + TEXT,
+# unstripped (ST and gembed strip it themselves).
+ST_TEXTS = ([c["prompt"] + c["text"] for c in CASES]
+            + [GOLDEN["retrieval"]["query_prompt"] + p["query"] for p in PAIRS]
+            + [GOLDEN["retrieval"]["document_prompt"] + p["document"] for p in PAIRS])
 N_CASES, N_PAIRS = len(CASES), len(PAIRS)
-# What llama.cpp embedded (unstripped PROMPT + TEXT).
+# What llama.cpp embedded (unstripped PROMPT + TEXT; gembed needs --no-strip).
 LLAMA_TEXTS = [BY_LABEL[l]["prompt"] + BY_LABEL[l]["text"] for l in LLAMA["labels"]]
 
 
@@ -131,15 +135,16 @@ def real_models(gembed, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def vectors(gembed, real_models):
-    """One embed call per model: golden cases, queries, documents (ST input), then the
-    llama.cpp texts. The F32 GGUF skips the retrieval texts (it is compared with the
-    folder, which gets them, bit for bit); their rows are NaN."""
-    texts = ST_TEXTS + LLAMA_TEXTS
-    out = {k: embed(gembed, real_models[k], texts) for k in ("folder", "q8_0")}
-    keep = list(range(N_CASES)) + list(range(len(ST_TEXTS), len(texts)))
-    f32 = np.full_like(out["folder"], np.nan)
-    f32[keep] = embed(gembed, real_models["f32"], [texts[i] for i in keep])
-    out["f32"] = f32
+    """Per model, rows of: the golden cases, queries and documents (ST_TEXTS, default
+    stripping like sentence-transformers), then the llama.cpp texts (--no-strip, as
+    llama.cpp saw them). The F32 GGUF skips the retrieval texts (it is compared with
+    the folder, which gets them, bit for bit); their rows are NaN."""
+    out = {}
+    for k in ("folder", "f32", "q8_0"):
+        n = N_CASES if k == "f32" else len(ST_TEXTS)
+        st = np.full((len(ST_TEXTS), 768), np.nan)
+        st[:n] = embed(gembed, real_models[k], ST_TEXTS[:n])
+        out[k] = np.vstack([st, embed(gembed, real_models[k], LLAMA_TEXTS, "--no-strip")])
     return out
 
 
@@ -160,16 +165,25 @@ def test_golden_provenance_matches_the_folder():
 
 
 def test_token_ids_match_sentence_transformers(gembed):
-    out = run([gembed, "tokenize", "--tokenizer", REAL / "tokenizer.json", "--add-special", "--jsonl"],
-              jsonl(ST_TEXTS[:N_CASES])).decode().splitlines()
-    mismatches = []
-    for c, line in zip(CASES, out):
+    """`gembed tokenize --strip` on the unstripped PROMPT + TEXT gives sentence-transformers'
+    ids (which are of the stripped string); without --strip the whitespace cases differ."""
+    cases = CASES + WS_CASES
+    texts = [c["prompt"] + c["text"] for c in cases]
+    cmd = [gembed, "tokenize", "--tokenizer", REAL / "tokenizer.json", "--add-special", "--jsonl"]
+    stripped = run(cmd + ["--strip"], jsonl(texts)).decode().splitlines()
+    raw = run(cmd, jsonl(texts)).decode().splitlines()
+    mismatches, raw_same = [], []
+    for c, t, line, raw_line in zip(cases, texts, stripped, raw):
         ids = json.loads(line)
         if len(ids) > 2048:  # sentence-transformers truncates to max_seq_length, keeping <eos>
             ids = ids[:2047] + [1]
         if ids != c["st_ids"]:
             mismatches.append(c["label"])
+        if t != t.strip() and json.loads(raw_line) == c["st_ids"]:
+            raw_same.append(c["label"])
     assert mismatches == []
+    assert raw_same == []
+    assert sum(t != t.strip() for t in texts) >= 10
 
 
 def test_converted_gguf_bytes_match_the_llamacpp_golden(real_models):
@@ -216,19 +230,17 @@ def test_q8_0_high_precision_meets_0999_on_every_text(gembed, real_models):
 
 
 def test_q8_0_is_as_close_as_llamacpp(vectors):
-    """On the texts llama.cpp embedded (and sentence-transformers saw the same
-    string), gembed's Q8_0 GGUF is as close to sentence-transformers as
-    llama.cpp's Q8_0 on the same file, within 2e-4."""
-    cos = st_cosines(vectors["q8_0"])
+    """On the texts llama.cpp embedded, gembed's Q8_0 GGUF with --no-strip (the
+    same input llama.cpp saw) is as close to sentence-transformers as llama.cpp's
+    Q8_0 on the same file, within 2e-4."""
     rows = []
-    for l in LLAMA["labels"]:
-        i = next(k for k, c in enumerate(CASES) if c["label"] == l)
-        c = CASES[i]
-        if (c["prompt"] + c["text"]).strip() != c["prompt"] + c["text"]:
-            continue  # llama.cpp saw the unstripped text
-        llama = cosine(truncate(np.array(LLAMA["embeddings"]["q8_0"][l]), c["dim"]), np.array(c["embedding"]))
-        rows.append((l, cos[i], llama))
-    assert len(rows) >= 15
+    for k, l in enumerate(LLAMA["labels"]):
+        c = BY_LABEL[l]
+        st = np.array(c["embedding"])
+        gembed_cos = cosine(truncate(vectors["q8_0"][len(ST_TEXTS) + k], c["dim"]), st)
+        llama = cosine(truncate(np.array(LLAMA["embeddings"]["q8_0"][l]), c["dim"]), st)
+        rows.append((l, gembed_cos, llama))
+    assert len(rows) == len(LLAMA["labels"]) >= 15
     worst = min(r[1] - r[2] for r in rows)
     print(f"REAL q8_0 vs sentence-transformers: gembed - llama.cpp worst {worst:+.6f} over {len(rows)} texts; "
           f"llama.cpp worst {min(r[2] for r in rows):.6f}, gembed worst {min(r[1] for r in rows):.6f}")
@@ -285,7 +297,7 @@ def test_task_names_on_the_real_folder(gembed, vectors):
     picks = {}
     for i, c in enumerate(CASES):
         key = (c["task"], c["title"])
-        if c["task"] and key not in picks and c["n_tokens"] < 100 and c["text"] and c["text"] == c["text"].strip():
+        if c["task"] and key not in picks and c["n_tokens"] < 100 and c["text"]:
             picks[key] = i
     chosen = [picks[k] for k in list(picks)[:4]]
     for i in chosen:
@@ -295,12 +307,76 @@ def test_task_names_on_the_real_folder(gembed, vectors):
         assert cosine(got, vectors["folder"][i]) >= 0.999999, c["label"]
 
 
-def test_whitespace_is_not_stripped(gembed):
-    """gembed embeds the text as given (like llama.cpp); sentence-transformers
-    strips it. With the trailing newline kept the vector differs slightly."""
+def test_unstripped_input_matches_sentence_transformers_exactly(gembed, vectors):
+    """Default stripping: the folder on the unstripped PROMPT + TEXT of every golden
+    case (the rows of `vectors`) is as close to sentence-transformers as on the
+    string ST tokenised ((PROMPT + TEXT).strip()), trailing newlines and an empty
+    text after a prompt included."""
+    cos = st_cosines(vectors["folder"])
+    bad = [(c["label"], x) for c, x in zip(CASES, cos) if x < MIN_COSINE_FOLDER_EXACT]
+    assert bad == []
+    edge = [i for i, t in enumerate(ST_TEXTS[:N_CASES]) if t != t.strip()]
+    assert {"code_py", "empty"} <= {CASES[i]["label"] for i in edge}
+    given = embed(gembed, REAL, [ST_TEXTS[i].strip() for i in edge])
+    for k, i in enumerate(edge):
+        c = CASES[i]
+        pre = cosine(truncate(given[k], c["dim"]), np.array(c["embedding"]))
+        print(f"REAL whitespace {c['label']}: folder vs sentence-transformers 1 - cos {1 - cos[i]:.2g} "
+              f"(unstripped input), {1 - pre:.2g} (input stripped beforehand)")
+        assert pre >= MIN_COSINE_FOLDER_EXACT and cosine(given[k], vectors["folder"][i]) >= 1 - 1e-12, c["label"]
+
+
+def ws_embed(gembed, model, cases, *args) -> list[float]:
+    """Cosines with sentence-transformers of the whitespace cases: the text as given
+    and its prompt by `--task NAME [--title]` on the folder (whose prompt table has
+    the folder names), `--prompt` on a GGUF; one call per prompt."""
+    groups: dict = {}
+    for i, c in enumerate(cases):
+        groups.setdefault((c["task"], c["title"], c["prompt"]), []).append(i)
+    cos = [0.0] * len(cases)
+    for (task, title, prompt), idx in groups.items():
+        if model == REAL:
+            flags = (["--task", task] if task else []) + (["--title", title] if title else [])
+        else:
+            flags = ["--prompt", prompt] if prompt else []
+        v = embed(gembed, model, [cases[i]["text"] for i in idx], *flags, *args)
+        for k, i in enumerate(idx):
+            cos[i] = cosine(truncate(v[k], cases[i]["dim"]), np.array(cases[i]["embedding"]))
+    return cos
+
+
+def test_whitespace_cases_match_sentence_transformers(gembed, real_models):
+    """The golden texts with edge whitespace (tabs, newlines, U+00A0, U+3000,
+    U+0085/U+2028/U+2029/U+202F, whitespace-only, empty after a prompt): the
+    default matches sentence-transformers at the folder's F32 bound (and the Q8_0
+    GGUF at its bound); --no-strip (llama.cpp's input) measurably does not."""
+    assert len(WS_CASES) >= 6
+    edge = [c for c in WS_CASES if (c["prompt"] + c["text"]).strip() != c["prompt"] + c["text"]]
+    assert len(edge) >= 6
+    folder = ws_embed(gembed, REAL, WS_CASES)
+    raw = ws_embed(gembed, REAL, WS_CASES, "--no-strip")
+    q8 = ws_embed(gembed, real_models["q8_0"], WS_CASES)
+    for c, a, b, q in zip(WS_CASES, folder, raw, q8):
+        print(f"REAL whitespace {c['label']} ({c['prompt'] + c['text']!r}): folder vs sentence-transformers "
+              f"cos {a:.12f} (default), {b:.6f} (--no-strip); Q8_0 {q:.6f}")
+    assert [c["label"] for c, x in zip(WS_CASES, folder) if x < MIN_COSINE_FOLDER_EXACT] == []
+    assert [c["label"] for c, x in zip(WS_CASES, q8) if x < MIN_COSINE["q8_0"]] == []
+    for c, x in zip(WS_CASES, raw):
+        if c in edge:
+            assert x < 0.9999, c["label"]  # the whitespace tokens change the vector
+        else:
+            assert x >= MIN_COSINE_FOLDER_EXACT, c["label"]  # nothing to strip: same input
+
+
+def test_no_strip_embeds_the_text_as_given(gembed):
+    """--no-strip (llama.cpp's behaviour): the trailing newline is kept and the
+    vector differs slightly from sentence-transformers'."""
     c = BY_LABEL["code_py"]
     assert c["text"].endswith("\n")
-    raw = embed(gembed, REAL, [c["text"]], "--prompt", c["prompt"])[0]
+    raw = embed(gembed, REAL, [c["text"]], "--prompt", c["prompt"], "--no-strip")[0]
+    default = embed(gembed, REAL, [c["text"]], "--prompt", c["prompt"])[0]
     st = np.array(c["embedding"])
     cos = cosine(truncate(raw, c["dim"]), st)
+    print(f"REAL whitespace code_py --no-strip: cos {cos:.6f} vs sentence-transformers")
     assert 0.99 < cos < 0.9999, cos
+    assert cosine(truncate(default, c["dim"]), st) >= MIN_COSINE_FOLDER_EXACT

@@ -247,6 +247,49 @@ TEST_F(EngineTest, TokensAreBosTextEos) {
   EXPECT_EQ(*v_empty, *v_ids);
 }
 
+TEST_F(EngineTest, StripRemovesEdgeWhitespaceOfPromptPlusText) {
+  Engine& e = Models::Get().Open("tiny-f32");
+  EmbedOptions strip;  // the default
+  ASSERT_TRUE(strip.strip);
+  EmbedOptions raw;
+  raw.strip = false;
+  // Token ids, or {-1} on an error (which then fails every comparison).
+  auto ids = [&e](const std::string& text, const EmbedOptions& o) {
+    auto r = e.Tokenize(text, o);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : std::vector<int32_t>{-1};
+  };
+  // Tokenize: "  hi\n" and "hi" are the same tokens by default, not with strip = false.
+  EXPECT_EQ(ids("  hi\n", strip), ids("hi", strip));
+  EXPECT_NE(ids("  hi\n", raw), ids("hi", raw));
+  EXPECT_GT(ids("  hi\n", raw).size(), ids("hi", raw).size());
+  EXPECT_EQ(ids("hi", strip), ids("hi", raw));  // nothing to strip: no change
+  // Embed follows Tokenize: identical vectors with strip, different without.
+  auto v = e.Embed({"  hi\n", "hi", "\xe3\x80\x80hi\xc2\xa0"}, strip);
+  auto v_raw = e.Embed({"  hi\n", "hi"}, raw);
+  ASSERT_TRUE(v.ok() && v_raw.ok());
+  EXPECT_EQ((*v)[0], (*v)[1]);
+  EXPECT_EQ((*v)[2], (*v)[1]);  // U+3000 and U+00A0 are whitespace too
+  EXPECT_EQ((*v_raw)[1], (*v)[1]);
+  EXPECT_LT(Cosine((*v_raw)[0], (*v_raw)[1]), 0.9999);
+  // Prompt + text is stripped as one string (sentence-transformers'
+  // (prompt + text).strip()): an empty or whitespace-only text loses the
+  // prompt's trailing space; whitespace between prompt and text stays.
+  const std::string prompt = "task: search result | query: ";
+  EmbedOptions strip_p = strip, raw_p = raw;
+  strip_p.prompt = raw_p.prompt = prompt;
+  EXPECT_EQ(ids("", strip_p), ids("task: search result | query:", raw));
+  EXPECT_EQ(ids(" \n\t ", strip_p), ids("", strip_p));
+  EXPECT_NE(ids("", strip_p), ids("", raw_p));
+  EXPECT_EQ(ids("cat \n", strip_p), ids("cat", raw_p));
+  EXPECT_EQ(ids(" cat", strip_p), ids(" cat", raw_p));
+  EXPECT_NE(ids(" cat", strip_p), ids("cat", raw_p));
+  // A leading space of the prompt itself goes too.
+  EmbedOptions spaced = strip;
+  spaced.prompt = "  " + prompt;
+  EXPECT_EQ(ids("cat", spaced), ids("cat", strip_p));
+}
+
 std::string LongText(size_t words) {
   std::string s;
   std::mt19937 rng(9);
@@ -298,8 +341,8 @@ TEST_F(EngineTest, OddTextsGiveUnitVectors) {
   for (int i = 0; i < 100000; ++i) huge += static_cast<char>(i % 9 == 0 ? ' ' : 'a' + rng() % 26);
   const std::vector<std::string> texts = {
       "",                                  // -> [BOS, EOS]
-      " ",                                 // whitespace only
-      "\t\t\n\r\n   ",                     // whitespace runs (user-defined tokens)
+      " ",                                 // whitespace only (stripped: as "")
+      "\t\t\n\r\n   ",                     // whitespace runs (stripped: as "")
       std::string("nul\0inside\0", 11),    // NUL bytes are ordinary characters
       "\xff\xfe\xc3 broken \xe2\x82 utf8 \xed\xa0\x80",  // invalid UTF-8 -> byte tokens
       "<bos><eos><start_of_turn>user",     // special tokens inside the text

@@ -9,7 +9,8 @@
 // passes as the engine does); the first call is the warm-up (and is reported
 // as part of the load time), then R timed calls.
 //   gembed bench --model M --input FILE   times embedding the texts of FILE
-// (one per line), e.g. the mixed-length corpus of scripts/bench_vs_llamacpp.py.
+// (one per line), e.g. the mixed-length corpus of scripts/bench_vs_llamacpp.py,
+// stripped like `gembed embed` does (--no-strip: as given).
 //   gembed bench --model M                the grid 12/128/512/2048 tokens x
 // batch 1/8/64 x threads 1/2, skipping (and listing) cells above a token budget.
 //
@@ -50,7 +51,7 @@ double MsBetween(Clock::time_point a, Clock::time_point b) {
 struct BenchArgs {
   std::string model, precision = "fast", input, isa;
   int tokens = 0, batch = 1, threads = 0, repeat = 0;
-  bool json = false, profile = false;
+  bool json = false, profile = false, no_strip = false;
   double grid_budget_tokens = 32768;  // grid: skip cells with more tokens per call
 };
 
@@ -275,7 +276,8 @@ int RunBench(const BenchArgs& a) {
         const std::vector<std::string> texts = ReadLines(a.input, &err);
         if (!err.empty()) return Fail(err);
         if (texts.empty()) return Fail("--input has no texts");
-        EmbedOptions eo;
+        EmbedOptions eo;  // what `gembed embed` does with the file (no prompt)
+        eo.strip = !a.no_strip;
         for (const std::string& t : texts) {
           auto ids = e.Tokenize(t, eo);
           if (!ids.ok()) return Fail(ids.status().ToString());
@@ -349,6 +351,9 @@ Command MakeBenchCommand(CLI::App& root) {
   app->add_option("--threads", a->threads, "Compute threads (default: all cores; the grid runs 1 and 2)");
   app->add_option("--repeat", a->repeat, "Timed calls after the warm-up (default 10; grid/--input: ~2 s, 3..10)");
   app->add_option("--input", a->input, "Time embedding the texts of this file (one per line) instead");
+  app->add_flag("--no-strip", a->no_strip,
+                "--input: keep leading/trailing whitespace (default: stripped like sentence-transformers, as "
+                "gembed embed does)");
   app->add_option("--precision", a->precision, "Q8_0 arithmetic: fast (default) or high");
   app->add_option("--isa", a->isa, "Kernel level: generic, avx2, avx512vnni (default: best)");
   app->add_option("--grid-budget", a->grid_budget_tokens, "Grid: skip cells above this many tokens per call");

@@ -23,7 +23,7 @@ namespace {
 
 struct EmbedArgs {
   std::string model, task, title, prompt, format = "jsonl", input, output, precision = "fast";
-  bool has_prompt = false, jsonl = false, no_truncate = false;
+  bool has_prompt = false, jsonl = false, no_truncate = false, no_strip = false;
   int dim = 0, threads = 0;
 };
 
@@ -114,6 +114,7 @@ int RunEmbed(const EmbedArgs& a) {
   }
   opts.dim = a.dim;
   opts.truncate = !a.no_truncate;
+  opts.strip = !a.no_strip;
 
   // Input.
   std::string data;
@@ -209,6 +210,10 @@ Command MakeEmbedCommand(CLI::App& root) {
                   "Q8_0 arithmetic: fast (int8 activations, like llama.cpp; default) or high (fp32 "
                   "activations, weights widened to fp32: ~4x weight memory, slower)");
   app->add_flag("--no-truncate", a->no_truncate, "Fail on texts longer than the context instead of truncating");
+  app->add_flag("--no-strip", a->no_strip,
+                "Embed prompt+text as given. By default leading/trailing whitespace of prompt+text is "
+                "stripped like Python's str.strip(), as sentence-transformers does, so vectors match it; "
+                "--no-strip is llama.cpp's behaviour");
   return {app, [a, prompt] {
             a->has_prompt = prompt->count() > 0;
             return RunEmbed(*a);

@@ -1,6 +1,6 @@
 // gembed tokenize: token ids of texts read from stdin, one output line per input.
 //
-//   gembed tokenize (--model FILE.gguf | --tokenizer tokenizer.json) [--add-special] [--jsonl] [--decode]
+//   gembed tokenize (--model FILE.gguf | --tokenizer tokenizer.json) [--add-special] [--jsonl] [--strip] [--decode]
 //
 // Input (stdin), one text per line:
 //   default   the line itself; a trailing "\n" or "\r\n" is removed (so a text
@@ -11,6 +11,9 @@
 // Output (stdout): per input, one line with the JSON array of its token ids.
 // --add-special adds what the vocabulary asks for (GGUF: add_bos/add_eos keys,
 // EmbeddingGemma [2, ..., 1]; tokenizer.json: its post-processor, Gemma3 [2, ...]).
+// The text is tokenised exactly as given (llama.cpp / HF tokenizers parity);
+// --strip first removes leading/trailing whitespace like Python's str.strip()
+// (tokenizer/strip.h), as sentence-transformers and `gembed embed` do.
 // --decode reverses it: each line is a JSON array of ids, each output line the
 // JSON string of their text (bytes that are not valid UTF-8 become U+FFFD).
 //
@@ -29,6 +32,7 @@
 
 #include "commands.h"
 #include "io/gguf.h"
+#include "tokenizer/strip.h"
 #include "tokenizer/tokenizer.h"
 
 namespace gembed::cli {
@@ -40,6 +44,7 @@ struct TokenizeOptions {
   bool add_special = false;
   bool jsonl = false;
   bool decode = false;
+  bool strip = false;
   std::string write_gguf_vocab;
 };
 
@@ -130,6 +135,7 @@ int Run(const TokenizeOptions& opt) {
         // Strip "\r\n" as a whole line ending (a final line without '\n' keeps its '\r').
         if (had_newline && !text.empty() && text.back() == '\r') text.remove_suffix(1);
       }
+      if (opt.strip) text = StripPythonWhitespace(text);
       ids.clear();
       tok.EncodeAppend(text, opt.add_special && tok.add_bos(), opt.add_special && tok.add_eos(), &ids);
       out.push_back('[');
@@ -173,7 +179,11 @@ Command MakeTokenizeCommand(CLI::App& root) {
   app->add_flag("--add-special", opt->add_special,
                 "Add BOS/EOS as the vocabulary specifies (EmbeddingGemma GGUF: <bos> ... <eos>)");
   app->add_flag("--jsonl", opt->jsonl, "Each input line is a JSON string");
-  app->add_flag("--decode", opt->decode, "Reverse: each input line is a JSON array of ids; print the JSON string");
+  auto* strip = app->add_flag("--strip", opt->strip,
+                "Strip leading/trailing whitespace like Python's str.strip() first (what sentence-transformers "
+                "and gembed embed do); default: the text exactly as given");
+  app->add_flag("--decode", opt->decode, "Reverse: each input line is a JSON array of ids; print the JSON string")
+      ->excludes(strip);
   app->add_option("--write-gguf-vocab", opt->write_gguf_vocab)->group("");  // hidden test helper
   app->callback([app, model, tokenizer] {
     if (model->count() == 0 && tokenizer->count() == 0) {
