@@ -62,6 +62,10 @@ def test_text_table_without_json(gembed, model):
     out = run([gembed, "bench", "--model", model, "--tokens", 16, "--repeat", 2]).stdout.decode()
     assert "p50" in out and "tokens/s" in out
     assert "process start -> first embedding" in out and "peak RSS" in out
+    # Without --threads the row names the pool's real size (all cores), as --json does.
+    j = bench(gembed, model, "--tokens", 16, "--repeat", 1)
+    assert j["threads"] == os.cpu_count()
+    assert f"threads {j['threads']}  p50" in out, out
 
 
 def test_precision_high_widens_the_weights(gembed, model):

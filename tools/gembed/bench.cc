@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "input.h"
 #include "engine/engine.h"
 
 namespace gembed::cli {
@@ -190,28 +191,6 @@ Result<std::unique_ptr<Engine>> OpenEngine(const BenchArgs& a, int threads, Prec
   return Engine::Open(a.model, o);
 }
 
-std::vector<std::string> ReadLines(const std::string& path, std::string* error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = fmt::format("cannot open --input '{}'", path);
-    return {};
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  const std::string data = ss.str();
-  std::vector<std::string> lines;
-  size_t start = 0;
-  while (start < data.size()) {
-    size_t end = data.find('\n', start);
-    if (end == std::string::npos) end = data.size();
-    std::string line = data.substr(start, end - start);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(std::move(line));
-    start = end + 1;
-  }
-  return lines;
-}
-
 void PrintProfile(const nlohmann::json& p) {
   std::printf("  per-op profile (%.3f ms per forward pass, %lld passes):\n", p["ms_per_pass"].get<double>(),
               static_cast<long long>(p["passes"].get<int64_t>()));
@@ -272,13 +251,12 @@ int RunBench(const BenchArgs& a) {
     for (const auto& [n, b] : cells) {
       std::vector<std::vector<int32_t>> seqs;
       if (n == 0) {  // --input
-        std::string err;
-        const std::vector<std::string> texts = ReadLines(a.input, &err);
-        if (!err.empty()) return Fail(err);
-        if (texts.empty()) return Fail("--input has no texts");
+        const auto texts = ReadInputLines(a.input);
+        if (!texts.ok()) return Fail(texts.status().message());
+        if (texts->empty()) return Fail("--input has no texts");
         EmbedOptions eo;  // what `gembed embed` does with the file (no prompt)
         eo.strip = !a.no_strip;
-        for (const std::string& t : texts) {
+        for (const std::string& t : *texts) {
           auto ids = e.Tokenize(t, eo);
           if (!ids.ok()) return Fail(ids.status().ToString());
           seqs.push_back(std::move(*ids));
@@ -305,8 +283,8 @@ int RunBench(const BenchArgs& a) {
         const auto& j = cases.back();
         std::printf("%s tokens %5d  batch %3d  threads %d  p50 %9.3f ms  p99 %9.3f ms  mean %9.3f ms  "
                     "%8.2f texts/s  %9.1f tokens/s  (x%d)\n",
-                    n == 0 ? "input (mean)" : "", j["tokens"].get<int>(), j["batch"].get<int>(), threads,
-                    j["p50_ms"].get<double>(), j["p99_ms"].get<double>(), j["mean_ms"].get<double>(),
+                    n == 0 ? "input (mean)" : "", j["tokens"].get<int>(), j["batch"].get<int>(),
+                    j["threads"].get<int>(), j["p50_ms"].get<double>(), j["p99_ms"].get<double>(), j["mean_ms"].get<double>(),
                     j["texts_per_s"].get<double>(), j["tokens_per_s"].get<double>(), j["repeat"].get<int>());
         if (j.contains("profile")) PrintProfile(j["profile"]);
         std::fflush(stdout);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "input.h"
 #include "engine/engine.h"
 #include "model/hf_config.h"
 
@@ -30,23 +31,6 @@ struct EmbedArgs {
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "gembed embed: %s\n", msg.c_str());
   return 1;
-}
-
-// Splits on '\n' and strips one trailing '\r' per line; a final newline does
-// not start another (empty) line. Bytes are kept as they are (NUL, invalid
-// UTF-8): the tokenizer has a defined behaviour for all of them.
-std::vector<std::string> SplitLines(const std::string& data) {
-  std::vector<std::string> lines;
-  size_t start = 0;
-  while (start < data.size()) {
-    size_t end = data.find('\n', start);
-    if (end == std::string::npos) end = data.size();
-    std::string line = data.substr(start, end - start);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(std::move(line));
-    start = end + 1;
-  }
-  return lines;
 }
 
 void AppendFloat(std::string& out, float v) {
@@ -116,20 +100,11 @@ int RunEmbed(const EmbedArgs& a) {
   opts.truncate = !a.no_truncate;
   opts.strip = !a.no_strip;
 
-  // Input.
-  std::string data;
-  if (a.input.empty() || a.input == "-") {
-    std::ostringstream ss;
-    ss << std::cin.rdbuf();
-    data = ss.str();
-  } else {
-    std::ifstream in(a.input, std::ios::binary);
-    if (!in) return Fail(fmt::format("cannot open --input '{}'", a.input));
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    data = ss.str();
-  }
-  std::vector<std::string> texts = SplitLines(data);
+  // Input: one text per line. Bytes are kept as they are (NUL, invalid
+  // UTF-8): the tokenizer has a defined behaviour for all of them.
+  auto lines = ReadInputLines(a.input);
+  if (!lines.ok()) return Fail(lines.status().message());
+  std::vector<std::string> texts = std::move(*lines);
   if (a.jsonl) {
     for (size_t i = 0; i < texts.size(); ++i) {
       try {
