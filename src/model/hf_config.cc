@@ -10,6 +10,7 @@
 #include <set>
 
 #include "base/log.h"
+#include "io/gguf.h"
 #include "tokenizer/prompts.h"
 
 namespace gembed {
@@ -452,8 +453,81 @@ Result<HfFolderConfig> ReadHfFolderConfig(const std::string& folder) {
   return fc;
 }
 
+void WriteHfPromptTableToGguf(const HfPromptTable& table, GgufWriter* w) {
+  if (table.prompts.empty()) return;
+  std::vector<std::string> names, prefixes;
+  names.reserve(table.prompts.size());
+  prefixes.reserve(table.prompts.size());
+  for (const HfPrompt& p : table.prompts) {
+    names.push_back(p.name);
+    prefixes.push_back(p.prefix);
+  }
+  w->SetStringArray(kGgufPromptNamesKey, names);
+  w->SetStringArray(kGgufPromptPrefixesKey, prefixes);
+  if (!table.default_prompt_name.empty()) w->SetString(kGgufPromptDefaultKey, table.default_prompt_name);
+}
+
+Result<HfPromptTable> HfPromptTableFromGguf(const GgufFile& gguf) {
+  const bool has_names = gguf.Find(kGgufPromptNamesKey) != nullptr;
+  const bool has_prefixes = gguf.Find(kGgufPromptPrefixesKey) != nullptr;
+  // Type errors first, so a wrongly typed key is named even if its partner is missing.
+  std::vector<std::string_view> names, prefixes;
+  if (has_names) {
+    GEMBED_ASSIGN_OR_RETURN(names, gguf.GetStringArray(kGgufPromptNamesKey));
+  }
+  if (has_prefixes) {
+    GEMBED_ASSIGN_OR_RETURN(prefixes, gguf.GetStringArray(kGgufPromptPrefixesKey));
+  }
+  GEMBED_ASSIGN_OR_RETURN(std::optional<std::string> def, gguf.GetStringOpt(kGgufPromptDefaultKey));
+  if (has_names != has_prefixes) {
+    return CorruptFile("GGUF prompt table: '{}' is present but '{}' is missing",
+                       has_names ? kGgufPromptNamesKey : kGgufPromptPrefixesKey,
+                       has_names ? kGgufPromptPrefixesKey : kGgufPromptNamesKey);
+  }
+  if (names.size() != prefixes.size()) {
+    return CorruptFile("GGUF prompt table: '{}' has {} entries but '{}' has {}", kGgufPromptNamesKey, names.size(),
+                       kGgufPromptPrefixesKey, prefixes.size());
+  }
+  HfPromptTable t;
+  std::set<std::string_view, std::less<>> seen;
+  t.prompts.reserve(names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i].empty()) return CorruptFile("GGUF prompt table: '{}' element {} is empty", kGgufPromptNamesKey, i);
+    if (!seen.insert(names[i]).second) {
+      return CorruptFile("GGUF prompt table: '{}' lists \"{}\" twice", kGgufPromptNamesKey,
+                         GgufEscapeString(names[i], 64));
+    }
+    t.prompts.push_back({std::string(names[i]), std::string(prefixes[i])});
+  }
+  if (def) {
+    if (seen.count(*def) == 0) {
+      return CorruptFile("GGUF prompt table: '{}' \"{}\" is not one of '{}'", kGgufPromptDefaultKey,
+                         GgufEscapeString(*def, 64), kGgufPromptNamesKey);
+    }
+    t.default_prompt_name = std::move(*def);
+  }
+  return t;
+}
+
+namespace {
+// A regular file that starts with the GGUF magic.
+bool LooksLikeGguf(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return false;
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  return in.read(magic, 4) && std::string_view(magic, 4) == "GGUF";
+}
+}  // namespace
+
 Result<HfPromptTable> ReadHfPromptTable(const std::string& path) {
   std::error_code ec;
+  if (LooksLikeGguf(path)) {
+    GEMBED_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> gguf, GgufFile::Open(path));  // messages name the path
+    auto table = HfPromptTableFromGguf(*gguf);
+    if (!table.ok()) return table.status().WithContext(path);
+    return table;
+  }
   if (!fs::is_directory(path, ec)) return HfPromptTable{};
   const fs::path file = fs::path(path) / "config_sentence_transformers.json";
   if (!fs::exists(file, ec)) return HfPromptTable{};

@@ -8,6 +8,9 @@
 //   sentence_bert_config.json            max_seq_length
 //   config_sentence_transformers.json    the prompt table (--task names)
 //
+// The prompt table also travels in a converted GGUF as gembed.prompts.* keys
+// (WriteHfPromptTableToGguf / HfPromptTableFromGguf below).
+//
 // Everything gembed would compute differently from sentence-transformers is
 // rejected with kUnsupported and a message naming the file and the key
 // (causal attention, another pooling, a Dense bias or activation, a query
@@ -29,6 +32,9 @@
 #include "model/config.h"
 
 namespace gembed {
+
+class GgufFile;    // io/gguf.h
+class GgufWriter;  // io/gguf.h
 
 // config.json -> ModelConfig. Mapping (HF name -> field; HF default if absent):
 //   model_type must be "gemma3_text"; use_bidirectional_attention must be true;
@@ -121,9 +127,32 @@ Result<HfPromptTable> ParseHfPromptTable(std::string_view json);
 // kNotFound.
 Result<HfFolderConfig> ReadHfFolderConfig(const std::string& folder);
 
-// Only the prompt table of a folder (what `gembed embed --task` needs before
-// the model is opened): empty when `path` is not a folder or the folder has
-// no config_sentence_transformers.json.
+// The prompt table in a GGUF (written by `gembed convert` from the folder's
+// config_sentence_transformers.json; llama.cpp ignores these keys):
+//   gembed.prompts.names         array of string, the names in file order
+//   gembed.prompts.prefixes      array of string, prefixes[i] belongs to names[i]
+//   gembed.prompts.default_name  string, one of the names (only when set)
+inline constexpr const char* kGgufPromptNamesKey = "gembed.prompts.names";
+inline constexpr const char* kGgufPromptPrefixesKey = "gembed.prompts.prefixes";
+inline constexpr const char* kGgufPromptDefaultKey = "gembed.prompts.default_name";
+
+// Adds the keys above to `w`; nothing when the table has no prompts (a
+// default name is always one of the prompts).
+void WriteHfPromptTableToGguf(const HfPromptTable& table, GgufWriter* w);
+
+// Reads the keys above back. No gembed.prompts.* key: the empty table.
+// kCorruptFile naming the key for: a key of the wrong type (names / prefixes
+// not arrays of strings, default_name not a string), names without prefixes
+// or the reverse, arrays of different lengths, an empty or repeated name, a
+// default name that is not one of the names.
+Result<HfPromptTable> HfPromptTableFromGguf(const GgufFile& gguf);
+
+// Only the prompt table of a model path (what `gembed embed --task` needs
+// before the model is opened): a folder's config_sentence_transformers.json,
+// or a GGUF file's gembed.prompts.* keys (HfPromptTableFromGguf). Empty when
+// the folder has no config_sentence_transformers.json, the GGUF has no such
+// keys, or `path` is neither a folder nor a file starting with the GGUF magic
+// (opening the model reports what is wrong with it). Errors name `path`.
 Result<HfPromptTable> ReadHfPromptTable(const std::string& path);
 
 // The prefix for `--task NAME`. Precedence: the folder's table (exact,

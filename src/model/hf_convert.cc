@@ -10,6 +10,7 @@
 
 #include "base/half.h"
 #include "io/gguf.h"
+#include "model/hf_config.h"
 #include "model/hf_model.h"
 #include "model/synthetic.h"
 #include "model/weights.h"
@@ -124,6 +125,9 @@ Result<HfConvertStats> ConvertHfFolderToGguf(const std::string& folder, const st
   vocab_options.add_bos = vocab.add_bos;  // EmbeddingGemma's tokenizer: true / true
   vocab_options.add_eos = vocab.add_eos;
   GEMBED_RETURN_IF_ERROR(WriteGgufVocab(vocab, &w, vocab_options).WithContext(folder));
+  // The folder's --task names (config_sentence_transformers.json), so the GGUF
+  // resolves them as the folder does; no keys when the folder has no table.
+  WriteHfPromptTableToGguf(model->folder_config().prompts, &w);
 
   HfConvertStats stats;
   ModelWeights weights = model->weights();  // views; norms already hold 1 + w

@@ -9,6 +9,12 @@
 //   * general.type / name / file_type / quantization_version;
 //   * the tokenizer.ggml.* keys of the folder's tokenizer.json (WriteGgufVocab),
 //     add_bos / add_eos from its post-processor and tokenizer_config.json;
+//   * the folder's prompt table (config_sentence_transformers.json), which
+//     llama.cpp has no key for, as gembed.prompts.names / gembed.prompts.prefixes
+//     (string arrays, file order) and gembed.prompts.default_name (only when
+//     set); none of them when the folder has no prompts. `gembed embed --task`
+//     reads them back (model/hf_config.h HfPromptTableFromGguf); llama.cpp
+//     ignores them;
 //   * tensors in the converter's order and names; norm gains with "+1" folded
 //     in, always F32; every 2-D weight (token_embd and Dense included) in the
 //     requested type; Q8_0 by ggml's reference rule (model/synthetic.h EncodeTensor).

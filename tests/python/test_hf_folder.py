@@ -16,6 +16,9 @@ GEMBED_SHARED_DIR) is made once per session, then:
   least 256 wide: they are covered by the real-model tests);
 * a BF16, sharded, "model."-prefixed folder loads and converts the same way;
 * --task takes the folder's prompt table first, then the built-in names;
+* the converted GGUF carries that table (gembed.prompts.* keys, shown by
+  `gembed inspect`), so --task and the default prompt behave on it exactly as
+  on the folder;
 * broken folders fail with exit 1 and a message naming the problem.
 """
 from __future__ import annotations
@@ -282,6 +285,87 @@ def test_task_prompts_folder_first_then_builtins(gembed, fixture):
     assert msg.index("Summarization") < msg.index("fact-checking")  # folder names first
     r = run([gembed, "embed", "--model", fixture, "--task", "STS", "--title", "T"], b"x\n", check=False)
     assert r.returncode == 1 and b"--title" in r.stderr
+
+
+def inspect_metadata(gembed, gguf_path) -> dict:
+    return json.loads(run([gembed, "inspect", gguf_path, "--json", "--all"]).stdout)["metadata"]
+
+
+def test_converted_gguf_carries_the_prompt_table(gembed, fixture, converted):
+    """The keys hold exactly the folder's table (file order), read here from
+    `gembed inspect --json` and checked against config_sentence_transformers.json."""
+    table = json.loads((fixture / "config_sentence_transformers.json").read_text())
+    assert table["default_prompt_name"] is None and "MyTask" in table["prompts"]
+    for t in ("f32", "q8_0"):
+        md = inspect_metadata(gembed, converted[t])
+        names, prefixes = md["gembed.prompts.names"], md["gembed.prompts.prefixes"]
+        assert names["elem_type"] == "string" and prefixes["elem_type"] == "string"
+        assert names["values"] == list(table["prompts"])
+        assert prefixes["values"] == list(table["prompts"].values())
+        assert "gembed.prompts.default_name" not in md  # null in the folder: not written
+    text = run([gembed, "inspect", converted["f32"]]).stdout.decode()
+    assert "gembed.prompts.names" in text and "gembed.prompts.prefixes" in text
+
+
+def test_folder_only_task_names_work_on_the_converted_gguf(gembed, fixture, converted):
+    """`--task NAME` on the converted GGUF equals the folder's, for a name only the
+    folder has, for a built-in name the folder redefines, and for a built-in name."""
+    texts = TEXTS[:6]
+    for args in (["--task", "MyTask"], ["--task", "Summarization"], ["--task", "query"],
+                 ["--task", "Retrieval-document", "--title", "T"], ["--task", "fact-checking"]):
+        a = embed(gembed, fixture, texts, *args)
+        b = embed(gembed, converted["f32"], texts, *args)
+        cos = cosines(a, b)
+        print(f"FOLDER-vs-F32-GGUF {args}: worst cosine {cos.min():.12f} (1 - cos = {1 - cos.min():.3g}), "
+              f"max |diff| {np.abs(a - b).max():.3g}")
+        assert cos.min() >= 1 - 1e-9, args
+    # The GGUF resolves the folder's prompts, not the built-in ones.
+    g = converted["f32"]
+    np.testing.assert_array_equal(embed(gembed, g, texts, "--task", "MyTask"),
+                                  embed(gembed, g, texts, "--prompt", CUSTOM_PROMPTS["MyTask"]))
+    np.testing.assert_array_equal(embed(gembed, g, texts, "--task", "query"),
+                                  embed(gembed, g, texts, "--prompt", CUSTOM_PROMPTS["query"]))
+    np.testing.assert_array_equal(embed(gembed, converted["q8_0"], texts, "--task", "MyTask"),
+                                  embed(gembed, converted["q8_0"], texts, "--prompt", CUSTOM_PROMPTS["MyTask"]))
+    # Unknown names list the folder's names first, as on the folder.
+    r = run([gembed, "embed", "--model", g, "--task", "nope"], b"x\n", check=False)
+    assert r.returncode == 1
+    msg = r.stderr.decode()
+    assert "unknown --task 'nope'" in msg and "MyTask" in msg
+    assert msg.index("Summarization") < msg.index("fact-checking")
+    folder_msg = run([gembed, "embed", "--model", fixture, "--task", "nope"], b"x\n", check=False).stderr.decode()
+    assert msg[msg.index("(valid:"):] == folder_msg[folder_msg.index("(valid:"):]
+
+
+def test_default_prompt_name_survives_conversion(gembed, fixture, tmp_path):
+    """A folder with default_prompt_name: the GGUF stores it and applies it when no
+    prompt is given, as the folder does (sentence-transformers' behaviour)."""
+    d = copy_folder(fixture, tmp_path / "with_default")
+    _edit_json(d / "config_sentence_transformers.json", default_prompt_name="MyTask")
+    g = tmp_path / "with_default.gguf"
+    run([gembed, "convert", d, "-o", g, "--type", "f32"])
+    md = inspect_metadata(gembed, g)
+    assert md["gembed.prompts.default_name"] == {"type": "string", "value": "MyTask"}
+    texts = TEXTS[:4]
+    on_folder = embed(gembed, d, texts)
+    on_gguf = embed(gembed, g, texts)
+    assert cosines(on_folder, on_gguf).min() >= 1 - 1e-9
+    np.testing.assert_array_equal(on_gguf, embed(gembed, g, texts, "--prompt", CUSTOM_PROMPTS["MyTask"]))
+    # ... and it is a real change: without the default the vectors differ.
+    assert not np.array_equal(on_gguf, embed(gembed, g, texts, "--prompt", ""))
+
+
+def test_converted_gguf_without_a_prompt_table(gembed, fixture, tmp_path):
+    d = copy_folder(fixture, tmp_path / "no_table")
+    (d / "config_sentence_transformers.json").unlink()
+    g = tmp_path / "no_table.gguf"
+    run([gembed, "convert", d, "-o", g, "--type", "f32"])
+    assert not [k for k in inspect_metadata(gembed, g) if k.startswith("gembed.")]
+    r = run([gembed, "embed", "--model", g, "--task", "MyTask"], b"x\n", check=False)
+    assert r.returncode == 1 and b"unknown --task 'MyTask'" in r.stderr
+    # Built-in names still work.
+    np.testing.assert_array_equal(embed(gembed, g, ["x"], "--task", "similarity"),
+                                  embed(gembed, g, ["x"], "--prompt", "task: sentence similarity | query: "))
 
 
 def copy_folder(src: pathlib.Path, dst: pathlib.Path) -> pathlib.Path:

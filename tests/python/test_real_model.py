@@ -26,7 +26,8 @@ tabs, newlines, U+00A0, U+3000, ...), and the llama.cpp comparisons pass
 --no-strip. The prompt strings come from the golden file; that
 `gembed embed --task NAME [--title]` resolves each name to the same string is
 checked by test_hf --gtest_filter=HfPrompts.GoldenCasesResolveToTheirPrompts
-and here for a few names on the real folder.
+and here for a few names on the real folder and on the converted GGUFs (which
+carry the folder's prompt table as gembed.prompts.* keys).
 
 Run with -s to see the figures (lines starting "REAL").
 """
@@ -307,6 +308,33 @@ def test_task_names_on_the_real_folder(gembed, vectors):
         assert cosine(got, vectors["folder"][i]) >= 0.999999, c["label"]
 
 
+def test_converted_ggufs_carry_the_folder_prompt_table(gembed, real_models):
+    """`gembed convert` stores the folder's 14 prompts as gembed.prompts.* keys, so
+    `--task NAME` with a name only the folder has (STS, Summarization,
+    Retrieval-document with a title) gives on the converted GGUFs what it gives on
+    the folder: F32 at 1 - 1e-9, Q8_0 at its sentence-transformers bound."""
+    table = json.loads((REAL / "config_sentence_transformers.json").read_text())
+    assert table["prompts"] == GOLDEN["folder_prompts"]
+    for t in ("f32", "q8_0"):
+        md = json.loads(run([gembed, "inspect", real_models[t], "--json", "--all"]))["metadata"]
+        assert md["gembed.prompts.names"]["values"] == list(table["prompts"])
+        assert md["gembed.prompts.prefixes"]["values"] == list(table["prompts"].values())
+        assert ("gembed.prompts.default_name" in md) == (table["default_prompt_name"] is not None)
+    texts = [BY_LABEL[l]["text"] for l in ("cat", "french", "code_cpp", "question")]
+    for args in (["--task", "STS"], ["--task", "Summarization"], ["--task", "Retrieval-document", "--title", "Mars"]):
+        assert args[1] in table["prompts"] and args[1] not in GOLDEN["builtin_prompts"]  # folder-only
+        folder = embed(gembed, REAL, texts, *args)
+        for t in ("f32", "q8_0"):
+            got = embed(gembed, real_models[t], texts, *args)
+            cos = [cosine(a, b) for a, b in zip(folder, got)]
+            print(f"REAL --task {' '.join(args[1:])}: folder vs converted {t} GGUF worst cosine {min(cos):.12f} "
+                  f"(1 - cos = {1 - min(cos):.3g}), max |diff| {np.abs(folder - got).max():.3g}")
+            assert min(cos) >= (1 - 1e-9 if t == "f32" else MIN_COSINE["q8_0"]), (args, t, cos)
+    # On the GGUF the name resolves to the folder's prompt string.
+    np.testing.assert_array_equal(embed(gembed, real_models["q8_0"], texts[:1], "--task", "STS"),
+                                  embed(gembed, real_models["q8_0"], texts[:1], "--prompt", table["prompts"]["STS"]))
+
+
 def test_unstripped_input_matches_sentence_transformers_exactly(gembed, vectors):
     """Default stripping: the folder on the unstripped PROMPT + TEXT of every golden
     case (the rows of `vectors`) is as close to sentence-transformers as on the
@@ -328,17 +356,15 @@ def test_unstripped_input_matches_sentence_transformers_exactly(gembed, vectors)
 
 def ws_embed(gembed, model, cases, *args) -> list[float]:
     """Cosines with sentence-transformers of the whitespace cases: the text as given
-    and its prompt by `--task NAME [--title]` on the folder (whose prompt table has
-    the folder names), `--prompt` on a GGUF; one call per prompt."""
+    and its prompt by `--task NAME [--title]` (folder names such as STS included: a
+    converted GGUF carries the folder's prompt table); one call per prompt."""
     groups: dict = {}
     for i, c in enumerate(cases):
-        groups.setdefault((c["task"], c["title"], c["prompt"]), []).append(i)
+        assert bool(c["task"]) == bool(c["prompt"]), c["label"]
+        groups.setdefault((c["task"], c["title"]), []).append(i)
     cos = [0.0] * len(cases)
-    for (task, title, prompt), idx in groups.items():
-        if model == REAL:
-            flags = (["--task", task] if task else []) + (["--title", title] if title else [])
-        else:
-            flags = ["--prompt", prompt] if prompt else []
+    for (task, title), idx in groups.items():
+        flags = (["--task", task] if task else []) + (["--title", title] if title else [])
         v = embed(gembed, model, [cases[i]["text"] for i in idx], *flags, *args)
         for k, i in enumerate(idx):
             cos[i] = cosine(truncate(v[k], cases[i]["dim"]), np.array(cases[i]["embedding"]))

@@ -11,7 +11,10 @@
 //    the file; "model." prefix, sharded index and BF16/F16 sources; the
 //    converted GGUF has the converter's keys, names and dtypes, norms 1 + w and
 //    Q8_0 blocks equal to EncodeTensor of the source; the engine gives the same
-//    vectors from the folder and from the F32 GGUF converted from it.
+//    vectors from the folder and from the F32 GGUF converted from it; the
+//    converted GGUF carries the folder's prompt table (gembed.prompts.* keys,
+//    read back equal to the folder's; none without a table; malformed keys
+//    are kCorruptFile naming the key).
 //  * Broken folders (one defect each) -> a Status with the right code and a
 //    message naming the file / tensor, from HfModel::Open, the converter and
 //    Engine::Open.
@@ -893,6 +896,235 @@ TEST_F(HfFolderTest, EngineGivesTheSameVectorsFromFolderAndConvertedGguf) {
       EXPECT_GE(dot / std::sqrt(nf * ng), 0.999999) << texts[i];
     }
   }
+}
+
+bool SameTable(const HfPromptTable& a, const HfPromptTable& b) {
+  if (a.prompts.size() != b.prompts.size() || a.default_prompt_name != b.default_prompt_name) return false;
+  for (size_t i = 0; i < a.prompts.size(); ++i) {
+    if (a.prompts[i].name != b.prompts[i].name || a.prompts[i].prefix != b.prompts[i].prefix) return false;
+  }
+  return true;
+}
+
+// `gembed convert` writes the folder's prompt table as gembed.prompts.* keys,
+// and ReadHfPromptTable gives the same table from the GGUF as from the folder.
+TEST_F(HfFolderTest, ConvertCarriesThePromptTable) {
+  const fs::path d = WriteFolder("prompts");
+  // Folder-only names, a built-in name redefined, a document prompt, a
+  // non-ASCII prefix, file order that is not sorted, and a default name.
+  WriteText(d / "config_sentence_transformers.json",
+            R"({"prompts": {"STS": "task: sentence similarity | query: ", "query": "Q: ",
+                "Retrieval-document": "title: none | text: ", "Ünïcode": "tâche : 東京 | ",
+                "Empty": ""}, "default_prompt_name": "STS", "similarity_fn_name": "cosine"})");
+  const fs::path gguf = root_ / "prompts.gguf";
+  ASSERT_TRUE(ConvertHfFolderToGguf(d.string(), gguf.string()).ok());
+
+  // The keys hold exactly the table, in file order.
+  auto f = GgufFile::Open(gguf.string());
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  const std::vector<std::string_view> want_names = {"STS", "query", "Retrieval-document", "Ünïcode", "Empty"};
+  const std::vector<std::string_view> want_prefixes = {"task: sentence similarity | query: ", "Q: ",
+                                                       "title: none | text: ", "tâche : 東京 | ", ""};
+  EXPECT_EQ(ValueOr((*f)->GetStringArray(kGgufPromptNamesKey), std::vector<std::string_view>{}), want_names);
+  EXPECT_EQ(ValueOr((*f)->GetStringArray(kGgufPromptPrefixesKey), std::vector<std::string_view>{}), want_prefixes);
+  EXPECT_EQ(ValueOr((*f)->GetString(kGgufPromptDefaultKey), "?"), "STS");
+  EXPECT_EQ(std::string(kGgufPromptNamesKey), "gembed.prompts.names");
+  EXPECT_EQ(std::string(kGgufPromptPrefixesKey), "gembed.prompts.prefixes");
+  EXPECT_EQ(std::string(kGgufPromptDefaultKey), "gembed.prompts.default_name");
+
+  // Read back: the same table as the folder's, so --task resolves the same.
+  auto from_folder = ReadHfPromptTable(d.string());
+  auto from_gguf = ReadHfPromptTable(gguf.string());
+  ASSERT_TRUE(from_folder.ok()) << from_folder.status().ToString();
+  ASSERT_TRUE(from_gguf.ok()) << from_gguf.status().ToString();
+  ASSERT_EQ(from_folder->prompts.size(), 5u);
+  EXPECT_TRUE(SameTable(*from_folder, *from_gguf));
+  EXPECT_EQ(from_gguf->default_prompt_name, "STS");
+  EXPECT_EQ(AvailableTaskNames(*from_gguf), AvailableTaskNames(*from_folder));
+  EXPECT_EQ(AvailableTaskNames(*from_gguf).front(), "STS");
+  EXPECT_EQ(ValueOr(ResolveTaskPrompt(*from_gguf, "STS"), "?"), "task: sentence similarity | query: ");
+  EXPECT_EQ(ValueOr(ResolveTaskPrompt(*from_gguf, "query"), "?"), "Q: ");  // the folder's, not the built-in
+  EXPECT_EQ(ValueOr(ResolveTaskPrompt(*from_gguf, "Retrieval-document", "T"), "?"), "title: T | text: ");
+  EXPECT_EQ(ValueOr(ResolveTaskPrompt(*from_gguf, "fact-checking"), "?"), "task: fact checking | query: ");
+  // The engine still opens the file (the keys are not in its way).
+  EXPECT_TRUE(Engine::Open(gguf.string()).ok());
+
+  // A table without a default name: names and prefixes, no default key.
+  const fs::path d2 = WriteFolder("no_default");  // the fixture's table: query, document; default null
+  const fs::path g2 = root_ / "no_default.gguf";
+  ASSERT_TRUE(ConvertHfFolderToGguf(d2.string(), g2.string()).ok());
+  auto f2 = GgufFile::Open(g2.string());
+  ASSERT_TRUE(f2.ok());
+  EXPECT_EQ(ValueOr((*f2)->GetStringArray(kGgufPromptNamesKey), std::vector<std::string_view>{}),
+            (std::vector<std::string_view>{"query", "document"}));
+  EXPECT_EQ((*f2)->Find(kGgufPromptDefaultKey), nullptr);
+  auto t2 = ReadHfPromptTable(g2.string());
+  ASSERT_TRUE(t2.ok()) << t2.status().ToString();
+  EXPECT_TRUE(SameTable(*t2, ValueOr(ReadHfPromptTable(d2.string()), HfPromptTable{})));
+  EXPECT_EQ(t2->prompts.size(), 2u);
+  EXPECT_TRUE(t2->default_prompt_name.empty());
+}
+
+TEST_F(HfFolderTest, ConvertWithoutPromptTableWritesNoPromptKeys) {
+  const fs::path d = WriteFolder("no_table");
+  fs::remove(d / "config_sentence_transformers.json");
+  const fs::path gguf = root_ / "no_table.gguf";
+  ASSERT_TRUE(ConvertHfFolderToGguf(d.string(), gguf.string()).ok());
+  auto f = GgufFile::Open(gguf.string());
+  ASSERT_TRUE(f.ok());
+  int prompt_keys = 0;
+  for (const auto& kv : (*f)->metadata()) prompt_keys += kv.first.rfind("gembed.", 0) == 0;
+  EXPECT_EQ(prompt_keys, 0);
+  auto t = ReadHfPromptTable(gguf.string());
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_TRUE(t->prompts.empty());
+  EXPECT_TRUE(t->default_prompt_name.empty());
+  // A table that names no prompt writes nothing either.
+  WriteText(d / "config_sentence_transformers.json", R"({"prompts": {}, "default_prompt_name": null})");
+  ASSERT_TRUE(ConvertHfFolderToGguf(d.string(), gguf.string()).ok());
+  auto f2 = GgufFile::Open(gguf.string());
+  ASSERT_TRUE(f2.ok());
+  EXPECT_EQ((*f2)->Find(kGgufPromptNamesKey), nullptr);
+  EXPECT_EQ((*f2)->Find(kGgufPromptPrefixesKey), nullptr);
+  // Paths that are neither a folder nor a GGUF: the empty table (opening the
+  // model reports the problem).
+  for (const fs::path& p : {root_ / "missing.gguf", d / "config.json"}) {
+    auto e = ReadHfPromptTable(p.string());
+    ASSERT_TRUE(e.ok()) << p;
+    EXPECT_TRUE(e->prompts.empty()) << p;
+  }
+}
+
+TEST(HfPromptsGguf, MalformedKeysAreCorruptFileNamingTheKey) {
+  const std::string names = kGgufPromptNamesKey, prefixes = kGgufPromptPrefixesKey, def = kGgufPromptDefaultKey;
+  struct Case {
+    const char* what;
+    std::function<void(GgufWriter&)> write;
+    std::string key;  // the key the message must name
+  };
+  const Case cases[] = {
+      {"names not an array", [&](GgufWriter& w) {
+         w.SetString(names, "query");
+         w.SetStringArray(prefixes, {"Q: "});
+       }, names},
+      {"names of u32", [&](GgufWriter& w) {
+         w.SetU32Array(names, {1, 2});
+         w.SetStringArray(prefixes, {"A: ", "B: "});
+       }, names},
+      {"prefixes of i32", [&](GgufWriter& w) {
+         w.SetStringArray(names, {"a", "b"});
+         w.SetI32Array(prefixes, {1, 2});
+       }, prefixes},
+      {"prefixes not an array", [&](GgufWriter& w) {
+         w.SetStringArray(names, {"a"});
+         w.SetU32(prefixes, 7);
+       }, prefixes},
+      {"default not a string", [&](GgufWriter& w) {
+         w.SetStringArray(names, {"a"});
+         w.SetStringArray(prefixes, {"A: "});
+         w.SetU32(def, 0);
+       }, def},
+      {"default an array", [&](GgufWriter& w) {
+         w.SetStringArray(names, {"a"});
+         w.SetStringArray(prefixes, {"A: "});
+         w.SetStringArray(def, {"a"});
+       }, def},
+      {"lengths differ", [&](GgufWriter& w) {
+         w.SetStringArray(names, {"a", "b", "c"});
+         w.SetStringArray(prefixes, {"A: ", "B: "});
+       }, prefixes},
+      {"names without prefixes", [&](GgufWriter& w) { w.SetStringArray(names, {"a"}); }, prefixes},
+      {"prefixes without names", [&](GgufWriter& w) { w.SetStringArray(prefixes, {"A: "}); }, names},
+      {"default not a name", [&](GgufWriter& w) {
+         w.SetStringArray(names, {"a", "b"});
+         w.SetStringArray(prefixes, {"A: ", "B: "});
+         w.SetString(def, "c");
+       }, def},
+      {"default without a table", [&](GgufWriter& w) { w.SetString(def, "a"); }, def},
+      {"empty default", [&](GgufWriter& w) {
+         w.SetStringArray(names, {"a"});
+         w.SetStringArray(prefixes, {"A: "});
+         w.SetString(def, "");
+       }, def},
+      {"empty name", [&](GgufWriter& w) {
+         w.SetStringArray(names, {"a", ""});
+         w.SetStringArray(prefixes, {"A: ", "B: "});
+       }, names},
+      {"repeated name", [&](GgufWriter& w) {
+         w.SetStringArray(names, {"a", "b", "a"});
+         w.SetStringArray(prefixes, {"A: ", "B: ", "C: "});
+       }, names},
+  };
+  for (const Case& c : cases) {
+    GgufWriter w;
+    w.SetString("general.architecture", "gemma-embedding");
+    c.write(w);
+    const std::vector<uint8_t> bytes = w.ToBytes();
+    auto f = GgufFile::FromBytes(bytes.data(), bytes.size());
+    ASSERT_TRUE(f.ok()) << c.what << ": " << f.status().ToString();  // a valid GGUF; only the table is wrong
+    auto t = HfPromptTableFromGguf(**f);
+    ASSERT_FALSE(t.ok()) << c.what;
+    EXPECT_EQ(t.status().code(), StatusCode::kCorruptFile) << c.what << ": " << t.status().ToString();
+    EXPECT_THAT(t.status().message(), HasSubstr(c.key)) << c.what;
+  }
+
+  // A well-formed table, an empty one and none at all.
+  GgufWriter ok;
+  ok.SetStringArray(names, {"b", "a"});
+  ok.SetStringArray(prefixes, {"B: ", ""});
+  ok.SetString(def, "a");
+  auto ok_bytes = ok.ToBytes();
+  auto okf = GgufFile::FromBytes(ok_bytes.data(), ok_bytes.size());
+  ASSERT_TRUE(okf.ok());
+  auto t = HfPromptTableFromGguf(**okf);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_EQ(t->prompts.size(), 2u);
+  EXPECT_EQ(t->prompts[0].name, "b");
+  EXPECT_EQ(t->prompts[0].prefix, "B: ");
+  EXPECT_EQ(t->prompts[1].name, "a");
+  EXPECT_EQ(t->prompts[1].prefix, "");
+  EXPECT_EQ(t->default_prompt_name, "a");
+  GgufWriter empty;
+  empty.SetStringArray(names, {});
+  empty.SetStringArray(prefixes, {});
+  auto empty_bytes = empty.ToBytes();
+  auto ef = GgufFile::FromBytes(empty_bytes.data(), empty_bytes.size());
+  ASSERT_TRUE(ef.ok());
+  auto te = HfPromptTableFromGguf(**ef);
+  ASSERT_TRUE(te.ok()) << te.status().ToString();
+  EXPECT_TRUE(te->prompts.empty());
+  GgufWriter none;
+  none.SetString("general.architecture", "gemma-embedding");
+  auto none_bytes = none.ToBytes();
+  auto nf = GgufFile::FromBytes(none_bytes.data(), none_bytes.size());
+  ASSERT_TRUE(nf.ok());
+  auto tn = HfPromptTableFromGguf(**nf);
+  ASSERT_TRUE(tn.ok());
+  EXPECT_TRUE(tn->prompts.empty());
+  EXPECT_TRUE(tn->default_prompt_name.empty());
+}
+
+// Through a file: ReadHfPromptTable reports a malformed table with the path
+// and the key, and a broken GGUF with the reader's error.
+TEST_F(HfFolderTest, ReadHfPromptTableReportsMalformedGgufFiles) {
+  GgufWriter w;
+  w.SetString("general.architecture", "gemma-embedding");
+  w.SetStringArray(kGgufPromptNamesKey, {"a", "b"});
+  w.SetStringArray(kGgufPromptPrefixesKey, {"A: "});
+  const fs::path p = root_ / "bad_table.gguf";
+  ASSERT_TRUE(w.WriteFile(p.string()).ok());
+  auto t = ReadHfPromptTable(p.string());
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), StatusCode::kCorruptFile);
+  EXPECT_THAT(t.status().message(), HasSubstr(p.string()));
+  EXPECT_THAT(t.status().message(), HasSubstr(kGgufPromptPrefixesKey));
+  // The GGUF magic followed by garbage: the reader's error, not an empty table.
+  const fs::path junk = root_ / "junk.gguf";
+  WriteText(junk, std::string("GGUF\x03\0\0\0", 8) + "xyz");
+  auto j = ReadHfPromptTable(junk.string());
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.status().code(), StatusCode::kCorruptFile) << j.status().ToString();
+  EXPECT_THAT(j.status().message(), HasSubstr(junk.string()));
 }
 
 // One defect per folder -> a clear Status from every entry point.

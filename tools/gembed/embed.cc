@@ -80,8 +80,10 @@ int RunEmbed(const EmbedArgs& a) {
   // The prompt: --task NAME (with --title for document) or a custom --prompt.
   EmbedOptions opts;
   if (!a.task.empty() && a.has_prompt) return Fail("--task and --prompt cannot be used together");
-  // --task names: a Hugging Face folder's prompt table (config_sentence_transformers.json)
-  // first, then the built-in model-card names (model/hf_config.h ResolveTaskPrompt).
+  // --task names: the model's prompt table (a Hugging Face folder's
+  // config_sentence_transformers.json, or the gembed.prompts.* keys `gembed convert`
+  // wrote into a GGUF) first, then the built-in model-card names
+  // (model/hf_config.h ResolveTaskPrompt).
   auto folder_prompts = ReadHfPromptTable(a.model);
   if (!folder_prompts.ok()) return Fail(folder_prompts.status().ToString());
   if (!a.title.empty() && a.task.empty()) return Fail("--title needs --task (e.g. --task document)");
@@ -92,7 +94,8 @@ int RunEmbed(const EmbedArgs& a) {
   } else if (a.has_prompt) {
     opts.prompt = a.prompt;
   } else if (!folder_prompts->default_prompt_name.empty()) {
-    // sentence-transformers applies the folder's default prompt when none is given.
+    // sentence-transformers applies the folder's default prompt when none is given
+    // (a GGUF converted from the folder carries it as gembed.prompts.default_name).
     const auto prefix = ResolveTaskPrompt(*folder_prompts, folder_prompts->default_prompt_name);
     if (prefix.ok()) opts.prompt = *prefix;
   }
@@ -170,7 +173,9 @@ Command MakeEmbedCommand(CLI::App& root) {
   app->add_option("--model", a->model,
                   "EmbeddingGemma .gguf file or Hugging Face sentence-transformers folder")->required();
   app->add_option("--task", a->task,
-                  "Task prompt: a name from the folder's config_sentence_transformers.json (first), or "
+                  "Task prompt: a name from the model's prompt table (first: a folder's "
+                  "config_sentence_transformers.json, or the table a GGUF made by gembed convert "
+                  "carries), or "
                   "query, document, question-answering, fact-checking, classification, clustering, "
                   "similarity, code-retrieval");
   app->add_option("--title", a->title, "Document title (with --task document; default 'none')");
