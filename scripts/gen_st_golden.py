@@ -65,18 +65,10 @@ LLAMA_GOLDEN = DATA / "st_embeddinggemma_llamacpp.json"
 PAIRS = DATA / "st_retrieval_pairs.json"
 DIMS = (768, 512, 256, 128)
 
-# gembed's built-in --task names (src/tokenizer/prompts.h, from the model card).
-# "document" takes a title ("none" when absent).
-BUILTIN_PROMPTS = {
-    "query": "task: search result | query: ",
-    "document": "title: {title} | text: ",
-    "question-answering": "task: question answering | query: ",
-    "fact-checking": "task: fact checking | query: ",
-    "classification": "task: classification | query: ",
-    "clustering": "task: clustering | query: ",
-    "similarity": "task: sentence similarity | query: ",
-    "code-retrieval": "task: code retrieval | query: ",
-}
+# gembed's built-in --task names (src/tokenizer/prompts.h, from the model card):
+# the one Python copy of the table lives with the test oracles.
+sys.path.insert(0, str(REPO / "tests" / "oracle"))
+from oracle_texts import TASK_PREFIXES as BUILTIN_PROMPTS  # noqa: E402
 
 # Short hand-written texts (label, text).
 SHORT_TEXTS = [
