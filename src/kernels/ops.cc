@@ -383,6 +383,11 @@ const Ops::RopeTable& Ops::GetRopeTable(float base, int64_t dh) {
   return rope_tables_.back();
 }
 
+const Ops::RopeTable& Ops::PrepareRope(float base, int64_t dh) {
+  for (AlignedBuffer& s : thread_scratch_) GEMBED_CHECK(s.Reserve(static_cast<size_t>(dh) * sizeof(float)));
+  return GetRopeTable(base, dh);
+}
+
 void Ops::RopeTable::At(int64_t p, float* tmp, const float** cs, const float** sn) const {
   const int64_t half = dh / 2;
   if (p < kRopeCachedPositions) {
@@ -398,9 +403,7 @@ void Ops::RopeTable::At(int64_t p, float* tmp, const float** cs, const float** s
 Status Ops::RopeNeox(float* x, int64_t m, int64_t heads, int64_t dh,
                      std::span<const int32_t> positions, float base) {
   GEMBED_RETURN_IF_ERROR(CheckRopeArgs("RopeNeox", positions, m, dh));
-  const RopeTable& rt = GetRopeTable(base, dh);
-  for (AlignedBuffer& s : thread_scratch_)
-    GEMBED_CHECK(s.Reserve(static_cast<size_t>(dh) * sizeof(float)));
+  const RopeTable& rt = PrepareRope(base, dh);
   const KernelTable& kt = *table_;
   auto body = [&](int64_t b, int64_t e, int th) {
     float* tmp = thread_scratch_[static_cast<size_t>(th)].as<float>();
@@ -419,9 +422,7 @@ Status Ops::QkNormRope(float* q, float* k, int64_t m, int64_t hq, int64_t hkv, i
                        const float* gq, const float* gk, float eps, std::span<const int32_t> positions,
                        float base) {
   GEMBED_RETURN_IF_ERROR(CheckRopeArgs("QkNormRope", positions, m, dh));
-  const RopeTable& rt = GetRopeTable(base, dh);
-  for (AlignedBuffer& sb : thread_scratch_)
-    GEMBED_CHECK(sb.Reserve(static_cast<size_t>(dh) * sizeof(float)));
+  const RopeTable& rt = PrepareRope(base, dh);
   const KernelTable& kt = *table_;
   auto body = [&](int64_t b, int64_t e, int th) {
     float* tmp = thread_scratch_[static_cast<size_t>(th)].as<float>();

@@ -239,6 +239,9 @@ class Ops {
     void At(int64_t p, float* tmp, const float** cs, const float** sn) const;
   };
   const RopeTable& GetRopeTable(float base, int64_t dh);
+  // GetRopeTable, with every thread's scratch able to hold one position's
+  // angles (RopeTable::At's tmp) beforehand.
+  const RopeTable& PrepareRope(float base, int64_t dh);
   // Quantised activations of the current MatMul: qs [m x k] int8, d and corr [m x k/32].
   struct ActQ8 {
     int8_t* qs = nullptr;
