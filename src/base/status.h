@@ -22,6 +22,7 @@ enum class StatusCode : int {
   kOutOfRange = 6,       // a size or index past a limit
   kResourceExhausted = 7,
   kInternal = 8,
+  kCancelled = 9,         // the caller cancelled the operation
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -73,6 +74,14 @@ Status Unsupported(fmt::format_string<Args...> f, Args&&... args) {
 template <typename... Args>
 Status OutOfRange(fmt::format_string<Args...> f, Args&&... args) {
   return Status(StatusCode::kOutOfRange, fmt::format(f, std::forward<Args>(args)...));
+}
+template <typename... Args>
+Status ResourceExhausted(fmt::format_string<Args...> f, Args&&... args) {
+  return Status(StatusCode::kResourceExhausted, fmt::format(f, std::forward<Args>(args)...));
+}
+template <typename... Args>
+Status Cancelled(fmt::format_string<Args...> f, Args&&... args) {
+  return Status(StatusCode::kCancelled, fmt::format(f, std::forward<Args>(args)...));
 }
 template <typename... Args>
 Status Internal(fmt::format_string<Args...> f, Args&&... args) {

@@ -5,9 +5,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <string_view>
+#include <utility>
 
+#include "base/check.h"
 #include "base/log.h"
 #include "base/thread_pool.h"
 #include "engine/batch.h"
@@ -32,7 +36,56 @@ struct Engine::Impl {
   std::unique_ptr<Ops> ops;
   std::unique_ptr<Model> model;
   int max_batch_tokens = 0;
-  std::mutex compute_mu;  // one forward pass at a time
+  size_t max_queued_tokens = 0;
+  HfPromptTable prompts;   // the model's own prompt table (folder or GGUF keys)
+  std::mutex compute_mu;  // one forward pass at a time (held by the leader during a pass)
+
+  // The shared queue (see the threading contract in engine.h).
+  struct Call {
+    std::span<const std::vector<int32_t>> seqs;  // the caller's; alive until the call returns
+    float* out = nullptr;
+    int dim = 0;
+    const std::atomic<bool>* cancel = nullptr;
+    const std::function<void(size_t, size_t)>* progress = nullptr;  // called on the caller's thread
+    size_t reported = 0;   // `done` at the last progress call
+    size_t next = 0;       // next sequence to schedule (== seqs.size(): nothing left)
+    size_t done = 0;       // rows written
+    size_t in_flight = 0;  // scheduled, not yet written
+    size_t queued_tokens = 0;  // tokens of seqs[next..)
+    Status error;
+    bool finished() const { return next == seqs.size() && in_flight == 0; }
+  };
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Call*> queue;  // calls with unscheduled sequences, in arrival order
+  bool leading = false;     // a caller is running passes
+  size_t queued_tokens = 0, queued_sequences = 0, active_calls = 0;
+  uint64_t passes = 0, pass_sequences = 0, pass_tokens = 0;
+  double pass_seconds = 0;
+
+  // Drops the unscheduled sequences of `c` (mu held) with `why`.
+  void DropLocked(Call& c, const Status& why) {
+    if (c.error.ok()) c.error = why;
+    if (c.next < c.seqs.size()) {
+      queued_sequences -= c.seqs.size() - c.next;
+      queued_tokens -= c.queued_tokens;
+      c.queued_tokens = 0;
+      c.next = c.seqs.size();
+      queue.erase(std::remove(queue.begin(), queue.end(), &c), queue.end());
+    }
+  }
+  Status Run(std::span<const std::vector<int32_t>> seqs, int dim, float* out,
+             const std::function<void(size_t, size_t)>& progress, const std::atomic<bool>* cancel);
+  void LeadWhileUnfinished(Call& self, std::unique_lock<std::mutex>& lock);
+  // Calls self's progress callback if its count moved (mu held; released around the call).
+  static void ReportProgress(Call& self, std::unique_lock<std::mutex>& lock) {
+    if (self.progress == nullptr || !*self.progress || self.done == self.reported || !self.error.ok()) return;
+    self.reported = self.done;
+    const size_t done = self.done;
+    lock.unlock();
+    (*self.progress)(done, self.seqs.size());
+    lock.lock();
+  }
   Engine::LoadTimes load_times;
   ForwardProfile profile;
   bool print_profile = false;  // GEMBED_PROFILE=1: print at destruction
@@ -59,6 +112,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& path, const Engi
     impl->config = impl->hf->EngineConfig();
     impl->weights = impl->hf->weights();
     GEMBED_ASSIGN_OR_RETURN(impl->tokenizer, impl->hf->LoadTokenizer());
+    impl->prompts = impl->hf->folder_config().prompts;
   } else {
     GEMBED_ASSIGN_OR_RETURN(impl->file, GgufFile::Open(path));
     auto config = ConfigFromGguf(*impl->file);
@@ -71,6 +125,11 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& path, const Engi
     auto tokenizer = Tokenizer::FromGguf(*impl->file);
     if (!tokenizer.ok()) return tokenizer.status().WithContext(path);
     impl->tokenizer = std::move(*tokenizer);
+    // The prompt table `gembed convert` carries over from a folder (none in
+    // other GGUFs): read here once, so task names resolve without reparsing.
+    auto prompts = HfPromptTableFromGguf(*impl->file);
+    if (!prompts.ok()) return prompts.status().WithContext(path);
+    impl->prompts = std::move(*prompts);
   }
   const Tokenizer& tok = *impl->tokenizer;
   if (tok.bos_id() < 0 || tok.eos_id() < 0) {
@@ -100,6 +159,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& path, const Engi
   // A single text may need the whole context in one pass.
   impl->max_batch_tokens =
       std::max<int>(options.max_batch_tokens, static_cast<int>(impl->config.context_length));
+  impl->max_queued_tokens = options.max_queued_tokens;
   // Size the scratch arena for the largest pass now, so steady-state passes
   // do not allocate (pages are only touched when a batch that large comes).
   GEMBED_RETURN_IF_ERROR(impl->model->Reserve(impl->max_batch_tokens, impl->max_batch_tokens));
@@ -143,18 +203,46 @@ std::vector<int> Engine::SupportedDims() const {
   return dims;
 }
 
-Result<std::vector<int32_t>> Engine::Tokenize(const std::string& text, const EmbedOptions& options,
-                                              bool* truncated) const {
-  const Tokenizer& tok = *impl_->tokenizer;
+const HfPromptTable& Engine::prompt_table() const { return impl_->prompts; }
+std::vector<std::string> Engine::TaskNames() const { return AvailableTaskNames(impl_->prompts); }
+int Engine::max_seq_length() const { return static_cast<int>(impl_->config.context_length); }
+int Engine::vocab_size() const { return impl_->tokenizer->vocab_size(); }
+
+Result<std::string> Engine::ResolvePrompt(const EmbedOptions& options) const {
+  if (!options.task.empty() && options.prompt) {
+    return InvalidArgument("a task and a custom prompt cannot be used together");
+  }
+  if (!options.title.empty() && options.task.empty()) {
+    return InvalidArgument("a title needs a task (e.g. task 'document')");
+  }
+  if (!options.task.empty()) return ResolveTaskPrompt(impl_->prompts, options.task, options.title);
+  if (options.prompt) return *options.prompt;
+  if (options.use_default_prompt && !impl_->prompts.default_prompt_name.empty()) {
+    // sentence-transformers applies the folder's default prompt when none is
+    // given (a GGUF converted from the folder carries it too).
+    auto prefix = ResolveTaskPrompt(impl_->prompts, impl_->prompts.default_prompt_name);
+    if (prefix.ok()) return prefix;
+  }
+  return std::string();
+}
+
+namespace {
+// [BOS] prefix+text [EOS], stripped unless told not to, truncated to `ctx`
+// keeping BOS and EOS.
+Result<std::vector<int32_t>> TokenizeForEmbedding(const Tokenizer& tok, size_t ctx, std::string_view prefix,
+                                                  std::string_view text, bool strip, bool truncate,
+                                                  bool* truncated) {
   // EmbeddingGemma: <bos> prompt+text <eos>, whatever the vocabulary's flags
-  // say; sentence-transformers strips prompt+text first (options.strip).
-  const std::string input = options.prompt + text;
-  const std::string_view view = options.strip ? StripPythonWhitespace(input) : std::string_view(input);
+  // say; sentence-transformers strips prompt+text first.
+  std::string input;
+  input.reserve(prefix.size() + text.size());
+  input.append(prefix);
+  input.append(text);
+  const std::string_view view = strip ? StripPythonWhitespace(input) : std::string_view(input);
   std::vector<int32_t> ids = tok.Encode(view, /*add_bos=*/true, /*add_eos=*/true);
-  const size_t ctx = impl_->config.context_length;
   if (truncated) *truncated = false;
   if (ids.size() > ctx) {
-    if (!options.truncate) {
+    if (!truncate) {
       return InvalidArgument("text has {} tokens, more than the model's context of {} (truncation is off)",
                              ids.size(), ctx);
     }
@@ -165,6 +253,25 @@ Result<std::vector<int32_t>> Engine::Tokenize(const std::string& text, const Emb
     if (truncated) *truncated = true;
   }
   return ids;
+}
+}  // namespace
+
+Result<std::vector<int32_t>> Engine::Tokenize(const std::string& text, const EmbedOptions& options,
+                                              bool* truncated) const {
+  GEMBED_ASSIGN_OR_RETURN(std::string prefix, ResolvePrompt(options));
+  return TokenizeForEmbedding(*impl_->tokenizer, impl_->config.context_length, prefix, text, options.strip,
+                              options.truncate, truncated);
+}
+
+std::vector<int32_t> Engine::TokenizeRaw(std::string_view text, bool add_special) const {
+  return impl_->tokenizer->Encode(text, add_special, add_special);
+}
+
+Result<std::string> Engine::TokenText(int32_t id) const {
+  if (id < 0 || id >= impl_->tokenizer->vocab_size()) {
+    return OutOfRange("token id {} is outside the vocabulary [0, {})", id, impl_->tokenizer->vocab_size());
+  }
+  return impl_->tokenizer->Decode(std::span<const int32_t>(&id, 1));
 }
 
 std::vector<float> TruncateAndNormalize(const std::vector<float>& v, int dim) {
@@ -178,74 +285,246 @@ std::vector<float> TruncateAndNormalize(const std::vector<float>& v, int dim) {
   return out;
 }
 
-Result<std::vector<std::vector<float>>> Engine::EmbedTokens(const std::vector<std::vector<int32_t>>& seqs,
-                                                            int dim,
-                                                            const std::function<void(size_t, size_t)>& progress) {
+namespace {
+// Writes the first `dim` components of the unit vector `v` (length `full`)
+// re-normalised (double-precision sum; a zero prefix stays zero) to `dst`.
+void WritePrefixNormalized(const float* v, int full, int dim, float* dst) {
+  if (dim >= full) {
+    std::copy(v, v + full, dst);
+    return;
+  }
+  double ss = 0.0;
+  for (int i = 0; i < dim; ++i) ss += static_cast<double>(v[i]) * v[i];
+  const double inv = ss > 0.0 ? 1.0 / std::sqrt(ss) : 1.0;
+  for (int i = 0; i < dim; ++i) dst[i] = ss > 0.0 ? static_cast<float>(v[i] * inv) : v[i];
+}
+}  // namespace
+
+Result<int> Engine::OutputDim(int dim) const {
+  if (dim == 0) return output_dim();
   const std::vector<int> dims = SupportedDims();
-  if (dim != 0 && std::find(dims.begin(), dims.end(), dim) == dims.end()) {
+  if (std::find(dims.begin(), dims.end(), dim) == dims.end()) {
     std::string allowed;
     for (int d : dims) allowed += fmt::format("{}{}", allowed.empty() ? "" : ", ", d);
     return InvalidArgument("dim {} is not supported by this model (allowed: {})", dim, allowed);
   }
-  const int full = output_dim();
+  return dim;
+}
+
+EngineStats Engine::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  EngineStats s;
+  s.forward_passes = impl_->passes;
+  s.sequences = impl_->pass_sequences;
+  s.tokens = impl_->pass_tokens;
+  s.forward_seconds = impl_->pass_seconds;
+  s.queued_sequences = impl_->queued_sequences;
+  s.queued_tokens = impl_->queued_tokens;
+  s.active_calls = impl_->active_calls;
+  return s;
+}
+
+// Runs passes for every queued call until `self` is finished (mu held on
+// entry and exit; released around each pass).
+void Engine::Impl::LeadWhileUnfinished(Call& self, std::unique_lock<std::mutex>& lock) {
+  const int full = static_cast<int>(config.output_dim());
+  Batch batch;
+  std::vector<std::pair<Call*, size_t>> rows;  // (call, sequence index) per batch row
+  std::vector<float> out;
+  while (!self.finished()) {
+    // Round-robin across calls: one sequence from each in turn until the
+    // token budget is full, so small calls are not stuck behind a large one.
+    batch.Clear();
+    rows.clear();
+    for (bool took = true, full_budget = false; took && !full_budget;) {
+      took = false;
+      for (size_t qi = 0; qi < queue.size() && !full_budget; ++qi) {
+        Call* c = queue[qi];
+        if (c->next >= c->seqs.size()) continue;
+        if (c->cancel != nullptr && c->cancel->load(std::memory_order_relaxed)) {
+          DropLocked(*c, Cancelled("cancelled"));
+          --qi;
+          continue;
+        }
+        const std::vector<int32_t>& seq = c->seqs[c->next];
+        if (batch.num_sequences() > 0 &&
+            batch.num_tokens() + seq.size() > static_cast<size_t>(max_batch_tokens)) {
+          full_budget = true;
+          break;
+        }
+        batch.Add(seq);
+        rows.emplace_back(c, c->next);
+        ++c->next;
+        ++c->in_flight;
+        c->queued_tokens -= seq.size();
+        queued_tokens -= seq.size();
+        --queued_sequences;
+        took = true;
+      }
+    }
+    queue.erase(std::remove_if(queue.begin(), queue.end(), [](Call* c) { return c->next >= c->seqs.size(); }),
+                queue.end());
+    if (rows.empty()) {
+      // Only a dropped call can get here with nothing in flight: then `self` is finished.
+      GEMBED_CHECK(self.finished());
+      break;
+    }
+
+    lock.unlock();
+    Status st;
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      out.resize(rows.size() * static_cast<size_t>(full));
+      std::lock_guard<std::mutex> compute(compute_mu);
+      st = model->Forward(*ops, batch.token_ids, batch.cu_seqlens, out.data());
+    } catch (const std::bad_alloc&) {
+      st = ResourceExhausted("out of memory in a forward pass of {} tokens", batch.num_tokens());
+    } catch (const std::exception& e) {
+      st = Internal("forward pass failed: {}", e.what());
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (st.ok()) {
+      for (size_t r = 0; r < rows.size(); ++r) {
+        Call* c = rows[r].first;
+        WritePrefixNormalized(out.data() + r * full, full, c->dim,
+                              c->out + rows[r].second * static_cast<size_t>(c->dim));
+      }
+    }
+    lock.lock();
+    ++passes;
+    pass_sequences += rows.size();
+    pass_tokens += static_cast<uint64_t>(batch.num_tokens());
+    pass_seconds += secs;
+    for (const auto& [c, idx] : rows) {
+      --c->in_flight;
+      if (st.ok()) {
+        ++c->done;
+      } else {
+        DropLocked(*c, st);
+      }
+    }
+    cv.notify_all();
+    ReportProgress(self, lock);
+  }
+}
+
+Status Engine::Impl::Run(std::span<const std::vector<int32_t>> seqs, int dim, float* out,
+                         const std::function<void(size_t, size_t)>& progress,
+                         const std::atomic<bool>* cancel) {
+  if (seqs.empty()) return Status::Ok();
+  Call call;
+  call.seqs = seqs;
+  call.out = out;
+  call.dim = dim;
+  call.cancel = cancel;
+  call.progress = &progress;
+  for (const auto& s : seqs) call.queued_tokens += s.size();
+
+  std::unique_lock<std::mutex> lock(mu);
+  if (max_queued_tokens != 0 && queued_tokens > 0 && queued_tokens + call.queued_tokens > max_queued_tokens) {
+    return ResourceExhausted("the queue is full ({} tokens waiting, limit {}); try again later", queued_tokens,
+                             max_queued_tokens);
+  }
+  queue.push_back(&call);
+  queued_tokens += call.queued_tokens;
+  queued_sequences += seqs.size();
+  ++active_calls;
+  while (!call.finished()) {
+    if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) DropLocked(call, Cancelled("cancelled"));
+    if (call.finished()) break;
+    if (!leading) {
+      leading = true;
+      LeadWhileUnfinished(call, lock);
+      leading = false;
+      cv.notify_all();  // another waiting caller takes over
+    } else if (cancel != nullptr) {
+      cv.wait_for(lock, std::chrono::milliseconds(20));
+    } else {
+      cv.wait(lock);
+    }
+    ReportProgress(call, lock);
+  }
+  --active_calls;
+  return call.error;
+}
+
+Status Engine::EmbedTokensInto(const std::vector<std::vector<int32_t>>& seqs, int dim, float* out,
+                               size_t out_floats, const std::function<void(size_t, size_t)>& progress,
+                               const std::atomic<bool>* cancel) {
+  GEMBED_ASSIGN_OR_RETURN(const int out_dim, OutputDim(dim));
+  if (out_floats != seqs.size() * static_cast<size_t>(out_dim)) {
+    return InvalidArgument("output buffer holds {} floats; {} sequences x {} dims need {}", out_floats,
+                           seqs.size(), out_dim, seqs.size() * static_cast<size_t>(out_dim));
+  }
+  const int64_t n_vocab = static_cast<int64_t>(impl_->config.n_vocab);
   for (size_t i = 0; i < seqs.size(); ++i) {
     if (seqs[i].empty() || seqs[i].size() > impl_->config.context_length) {
       return InvalidArgument("sequence {} has {} tokens; 1..{} are allowed", i, seqs[i].size(),
                              impl_->config.context_length);
     }
+    for (int32_t id : seqs[i]) {
+      if (id < 0 || id >= n_vocab) {
+        return InvalidArgument("sequence {}: token id {} is outside the vocabulary [0, {})", i, id, n_vocab);
+      }
+    }
   }
+  return impl_->Run(seqs, out_dim, out, progress, cancel);
+}
 
+Result<std::vector<std::vector<float>>> Engine::EmbedTokens(const std::vector<std::vector<int32_t>>& seqs,
+                                                            int dim,
+                                                            const std::function<void(size_t, size_t)>& progress) {
+  GEMBED_ASSIGN_OR_RETURN(const int out_dim, OutputDim(dim));
+  std::vector<float> flat(seqs.size() * static_cast<size_t>(out_dim));
+  GEMBED_RETURN_IF_ERROR(EmbedTokensInto(seqs, dim, flat.data(), flat.size(), progress));
   std::vector<std::vector<float>> result(seqs.size());
-  std::lock_guard<std::mutex> lock(impl_->compute_mu);
-  Batch batch;
-  std::vector<float> out;
-  size_t next = 0;
-  while (next < seqs.size()) {
-    // Greedy packing in input order under the token budget (at least one
-    // sequence per pass). Attention never crosses sequences, so packing
-    // changes only the batching, not the vectors.
-    batch.Clear();
-    const size_t first = next;
-    while (next < seqs.size() &&
-           (batch.num_sequences() == 0 ||
-            batch.num_tokens() + seqs[next].size() <= static_cast<size_t>(impl_->max_batch_tokens))) {
-      batch.Add(seqs[next]);
-      ++next;
-    }
-    out.resize(static_cast<size_t>(batch.num_sequences()) * full);
-    GEMBED_RETURN_IF_ERROR(
-        impl_->model->Forward(*impl_->ops, batch.token_ids, batch.cu_seqlens, out.data()));
-    for (int s = 0; s < batch.num_sequences(); ++s) {
-      std::vector<float> v(out.begin() + static_cast<ptrdiff_t>(s) * full,
-                           out.begin() + static_cast<ptrdiff_t>(s + 1) * full);
-      result[first + s] = (dim == 0 || dim == full) ? std::move(v) : TruncateAndNormalize(v, dim);
-    }
-    if (progress) progress(next, seqs.size());
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    result[i].assign(flat.begin() + static_cast<ptrdiff_t>(i * out_dim),
+                     flat.begin() + static_cast<ptrdiff_t>((i + 1) * out_dim));
   }
   return result;
 }
 
-Result<std::vector<std::vector<float>>> Engine::Embed(const std::vector<std::string>& texts,
-                                                      const EmbedOptions& options) {
-  // One warning per truncated text, up to a few; then a count at the end.
-  constexpr size_t kMaxTruncationWarnings = 5;
-  size_t n_truncated = 0;
+Status Engine::EmbedInto(std::span<const std::string> texts, const EmbedOptions& options, float* out,
+                         size_t out_floats, EmbedReport* report) {
+  GEMBED_ASSIGN_OR_RETURN(const int out_dim, OutputDim(options.dim));
+  if (out_floats != texts.size() * static_cast<size_t>(out_dim)) {
+    return InvalidArgument("output buffer holds {} floats; {} texts x {} dims need {}", out_floats, texts.size(),
+                           out_dim, texts.size() * static_cast<size_t>(out_dim));
+  }
+  GEMBED_ASSIGN_OR_RETURN(const std::string prefix, ResolvePrompt(options));
   std::vector<std::vector<int32_t>> seqs(texts.size());
+  EmbedReport local;
+  EmbedReport& rep = report != nullptr ? *report : local;
+  rep = EmbedReport{};
+  rep.tokens.resize(texts.size());
+  rep.truncated.resize(texts.size());
   for (size_t i = 0; i < texts.size(); ++i) {
+    if (options.cancel != nullptr && options.cancel->load(std::memory_order_relaxed)) return Cancelled("cancelled");
     bool truncated = false;
-    auto ids = Tokenize(texts[i], options, &truncated);
+    auto ids = TokenizeForEmbedding(*impl_->tokenizer, impl_->config.context_length, prefix, texts[i],
+                                    options.strip, options.truncate, &truncated);
     if (!ids.ok()) return ids.status().WithContext(fmt::format("text {}", i + 1));
-    if (truncated && ++n_truncated <= kMaxTruncationWarnings) {
-      Log(LogLevel::kWarning, "text {}: longer than {} tokens, truncated (BOS and EOS kept)", i + 1,
-          impl_->config.context_length);
-    }
     seqs[i] = std::move(*ids);
+    rep.tokens[i] = static_cast<int32_t>(seqs[i].size());
+    rep.truncated[i] = truncated ? 1 : 0;
+    rep.total_tokens += seqs[i].size();
+    rep.num_truncated += truncated ? 1 : 0;
   }
-  if (n_truncated > kMaxTruncationWarnings) {
-    Log(LogLevel::kWarning, "{} of {} texts were truncated to {} tokens", n_truncated, texts.size(),
-        impl_->config.context_length);
+  return impl_->Run(seqs, out_dim, out, options.progress, options.cancel);
+}
+
+Result<std::vector<std::vector<float>>> Engine::Embed(const std::vector<std::string>& texts,
+                                                      const EmbedOptions& options, EmbedReport* report) {
+  GEMBED_ASSIGN_OR_RETURN(const int out_dim, OutputDim(options.dim));
+  std::vector<float> flat(texts.size() * static_cast<size_t>(out_dim));
+  GEMBED_RETURN_IF_ERROR(EmbedInto(texts, options, flat.data(), flat.size(), report));
+  std::vector<std::vector<float>> result(texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    result[i].assign(flat.begin() + static_cast<ptrdiff_t>(i * out_dim),
+                     flat.begin() + static_cast<ptrdiff_t>((i + 1) * out_dim));
   }
-  return EmbedTokens(seqs, options.dim, options.progress);
+  return result;
 }
 
 }  // namespace gembed

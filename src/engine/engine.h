@@ -17,21 +17,32 @@
 //   * "<bos>", "<eos>"... inside a text -> those special ids (llama.cpp parse_special);
 //   * very long lines   -> tokenised in full, then truncated as above.
 //
-// Threading contract: Embed / EmbedTokens may be called from any number of
-// threads; tokenisation runs on the calling thread and forward passes are
-// serialised by an internal mutex (one compute thread drives the pool at a
-// time). Everything returned is owned by the caller.
+// Threading contract: Embed* may be called from any number of threads at
+// once, and their texts share forward passes (cross-caller batching: the
+// server's requests and a Python program's threads are packed together).
+// Tokenisation runs on the calling thread; the sequences then join one queue.
+// One caller at a time leads: it packs queued sequences of all callers,
+// round-robin across calls so a large call cannot starve small ones, under
+// the token budget, runs the pass on the pool and hands each caller its rows;
+// when its own call is done another waiting caller takes over. The vectors
+// do not depend on what they were batched with (attention never crosses
+// sequences; packed == single is bit-identical). Everything returned is
+// owned by the caller.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
 #include "model/config.h"
 #include "model/forward.h"
+#include "model/hf_config.h"
 
 namespace gembed {
 
@@ -47,18 +58,60 @@ struct EngineOptions {
   // activations like llama.cpp (default), kHigh = fp32 activations against
   // the Q8_0 weights widened to fp32 at load (4x the weight memory, slower).
   Precision precision = Precision::kFast;
+  // Admission limit of the shared queue (sequences waiting for a forward pass,
+  // over all callers): a call that would take the queue past it fails at once
+  // with kResourceExhausted and embeds nothing. 0 = no limit.
+  size_t max_queued_tokens = 0;
 };
 
+// How texts become token sequences. The prompt is chosen here, by the engine,
+// so every face (CLI, server, Python, C) resolves task names alike:
+//   * `prompt` set      -> that prefix verbatim (a custom prompt);
+//   * `task` non-empty  -> a name from the model's own prompt table (a Hugging
+//                          Face folder's config_sentence_transformers.json, or
+//                          the gembed.prompts.* keys `gembed convert` writes),
+//                          then the built-in model-card names (tokenizer/prompts.h);
+//                          `title` fills the document title;
+//   * neither           -> the model's default prompt (default_prompt_name),
+//                          else none (use_default_prompt = false: none).
+// Setting both `task` and `prompt`, or `title` without `task`, is
+// kInvalidArgument.
 struct EmbedOptions {
-  std::string prompt;  // prepended to every text before tokenisation ("" = none)
+  std::string task;
+  std::string title;
+  std::optional<std::string> prompt;
+  bool use_default_prompt = true;
   int dim = 0;         // Matryoshka output dim; 0 = the model's full dim
   bool truncate = true;  // false: a text longer than the context is kInvalidArgument
   // Strip leading/trailing whitespace of prompt+text exactly like Python's
   // str.strip() (what sentence-transformers does; tokenizer/strip.h);
   // false = embed as given (llama.cpp's behaviour).
   bool strip = true;
-  // Called after each forward pass with (texts done, texts total).
+  // Called on the caller's thread after forward passes that finished some of
+  // its texts, with (texts done, texts total).
   std::function<void(size_t, size_t)> progress;
+  // When it becomes true, the call stops as soon as possible: texts not yet
+  // in a forward pass are dropped and the call returns kCancelled.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+// What happened to each text of one call (same order as the input).
+struct EmbedReport {
+  std::vector<int32_t> tokens;    // tokens run per text (BOS, prompt and EOS included)
+  std::vector<uint8_t> truncated;  // 1: the text was cut to the context length
+  size_t total_tokens = 0;
+  size_t num_truncated = 0;
+};
+
+// Forward passes run by the engine since it was opened (all callers).
+struct EngineStats {
+  uint64_t forward_passes = 0;
+  uint64_t sequences = 0;       // sequences run in those passes
+  uint64_t tokens = 0;          // tokens run in those passes
+  double forward_seconds = 0;   // wall time inside the passes
+  size_t queued_sequences = 0;  // waiting now (not yet in a pass)
+  size_t queued_tokens = 0;
+  size_t active_calls = 0;      // Embed* calls in progress now
 };
 
 class Engine {
@@ -69,21 +122,52 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // One unit-length vector of options.dim (or the full dim) per text, in input
-  // order. Errors: kInvalidArgument for a bad dim or (with truncate = false) a
-  // text longer than the context; nothing is returned partially.
+  // order. Errors: kInvalidArgument for a bad dim, task or prompt choice or
+  // (with truncate = false) a text longer than the context; kCancelled;
+  // kResourceExhausted when the queue is full (max_queued_tokens). Nothing is
+  // returned partially.
   Result<std::vector<std::vector<float>>> Embed(const std::vector<std::string>& texts,
-                                                const EmbedOptions& options = {});
+                                                const EmbedOptions& options = {},
+                                                EmbedReport* report = nullptr);
+
+  // The same, written row-major into the caller's buffer of
+  // texts.size() * OutputDim(options.dim) floats (out_floats must equal that).
+  Status EmbedInto(std::span<const std::string> texts, const EmbedOptions& options, float* out,
+                   size_t out_floats, EmbedReport* report = nullptr);
+
+  // The prefix `options` selects (see EmbedOptions); "" for none.
+  Result<std::string> ResolvePrompt(const EmbedOptions& options) const;
 
   // The tokens Embed runs for one text: [BOS] prompt+text [EOS] (stripped
   // unless options.strip is false), truncated to the context length keeping
   // BOS and EOS. `truncated` (optional) reports whether tokens were dropped.
   Result<std::vector<int32_t>> Tokenize(const std::string& text, const EmbedOptions& options,
                                         bool* truncated = nullptr) const;
+  // Plain tokenisation of exactly `text` (no prompt, no strip, no truncation).
+  std::vector<int32_t> TokenizeRaw(std::string_view text, bool add_special) const;
+  // The text of one token id (kOutOfRange for an id outside the vocabulary).
+  Result<std::string> TokenText(int32_t id) const;
+  int vocab_size() const;
 
-  // Embeds already-tokenised sequences (each 1..context_length ids < n_vocab).
+  // Embeds already-tokenised sequences (each 1..context_length ids in
+  // [0, vocab)). Shares the queue and forward passes with Embed.
   Result<std::vector<std::vector<float>>> EmbedTokens(const std::vector<std::vector<int32_t>>& sequences,
                                                       int dim = 0,
                                                       const std::function<void(size_t, size_t)>& progress = {});
+  Status EmbedTokensInto(const std::vector<std::vector<int32_t>>& sequences, int dim, float* out,
+                         size_t out_floats, const std::function<void(size_t, size_t)>& progress = {},
+                         const std::atomic<bool>* cancel = nullptr);
+
+  // The output width for a requested Matryoshka dim (0 = full), or
+  // kInvalidArgument naming the allowed dims.
+  Result<int> OutputDim(int dim) const;
+
+  // The model's prompt table (folder / GGUF), and every task name accepted
+  // (table names first, then the built-ins not already listed).
+  const HfPromptTable& prompt_table() const;
+  std::vector<std::string> TaskNames() const;
+  int max_seq_length() const;  // tokens per text, BOS and EOS included
+  EngineStats stats() const;
 
   const ModelConfig& config() const;
   int output_dim() const;

@@ -558,19 +558,19 @@ Result<std::string> ResolveTaskPrompt(const HfPromptTable& folder, std::string_v
     if (p.prefix.rfind(kNoTitle, 0) == 0) {
       return fmt::format("title: {} | {}", title, p.prefix.substr(kNoTitle.size()));
     }
-    return InvalidArgument("--title cannot be used with --task '{}': its prompt '{}' has no title", name, p.prefix);
+    return InvalidArgument("a title cannot be used with task '{}': its prompt '{}' has no title", name, p.prefix);
   }
   for (const TaskPrompt& p : kTaskPrompts) {
     if (p.name != name) continue;
     if (!title.empty() && p.prefix.find("{title}") == std::string_view::npos) {
-      return InvalidArgument("--title cannot be used with --task '{}': its prompt '{}' has no title", name, p.prefix);
+      return InvalidArgument("a title cannot be used with task '{}': its prompt '{}' has no title", name, p.prefix);
     }
     auto prefix = TaskPromptPrefix(name, title);
     if (prefix) return *prefix;
   }
   std::string names;
   for (const std::string& n : AvailableTaskNames(folder)) names += fmt::format("{}{}", names.empty() ? "" : ", ", n);
-  return InvalidArgument("unknown --task '{}' (valid: {})", name, names);
+  return InvalidArgument("unknown task '{}' (valid: {})", name, names);
 }
 
 }  // namespace gembed

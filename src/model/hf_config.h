@@ -155,7 +155,7 @@ Result<HfPromptTable> HfPromptTableFromGguf(const GgufFile& gguf);
 // (opening the model reports what is wrong with it). Errors name `path`.
 Result<HfPromptTable> ReadHfPromptTable(const std::string& path);
 
-// The prefix for `--task NAME`. Precedence: the folder's table (exact,
+// The prefix for a task name (EmbedOptions::task, `--task`). Precedence: the folder's table (exact,
 // case-sensitive name), then gembed's built-in model-card names
 // (tokenizer/prompts.h). `title` (non-empty) fills the document title: in a
 // built-in "{title}" template, or in a folder prompt that starts with

@@ -161,7 +161,7 @@ def test_strip_like_sentence_transformers_and_no_strip(gembed, model):
     (["--task", "bogus"], b"query"),                      # lists the valid names
     (["--task", "query", "--prompt", "x: "], b"--prompt"),
     (["--title", "T"], b"--title"),
-    (["--task", "query", "--title", "T"], b"--title"),
+    (["--task", "query", "--title", "T"], b"title cannot be used with task 'query'"),
     (["--dim", "64"], b"128"),                            # lists the allowed dims
     (["--dim", "768"], b"128"),
     (["--format", "xml"], b"xml"),

@@ -281,10 +281,10 @@ def test_task_prompts_folder_first_then_builtins(gembed, fixture):
     r = run([gembed, "embed", "--model", fixture, "--task", "nope"], b"x\n", check=False)
     assert r.returncode == 1
     msg = r.stderr.decode()
-    assert "unknown --task 'nope'" in msg and "MyTask" in msg and "fact-checking" in msg
+    assert "unknown task 'nope'" in msg and "MyTask" in msg and "fact-checking" in msg
     assert msg.index("Summarization") < msg.index("fact-checking")  # folder names first
     r = run([gembed, "embed", "--model", fixture, "--task", "STS", "--title", "T"], b"x\n", check=False)
-    assert r.returncode == 1 and b"--title" in r.stderr
+    assert r.returncode == 1 and b"title cannot be used with task 'STS'" in r.stderr
 
 
 def inspect_metadata(gembed, gguf_path) -> dict:
@@ -331,7 +331,7 @@ def test_folder_only_task_names_work_on_the_converted_gguf(gembed, fixture, conv
     r = run([gembed, "embed", "--model", g, "--task", "nope"], b"x\n", check=False)
     assert r.returncode == 1
     msg = r.stderr.decode()
-    assert "unknown --task 'nope'" in msg and "MyTask" in msg
+    assert "unknown task 'nope'" in msg and "MyTask" in msg
     assert msg.index("Summarization") < msg.index("fact-checking")
     folder_msg = run([gembed, "embed", "--model", fixture, "--task", "nope"], b"x\n", check=False).stderr.decode()
     assert msg[msg.index("(valid:"):] == folder_msg[folder_msg.index("(valid:"):]
@@ -362,7 +362,7 @@ def test_converted_gguf_without_a_prompt_table(gembed, fixture, tmp_path):
     run([gembed, "convert", d, "-o", g, "--type", "f32"])
     assert not [k for k in inspect_metadata(gembed, g) if k.startswith("gembed.")]
     r = run([gembed, "embed", "--model", g, "--task", "MyTask"], b"x\n", check=False)
-    assert r.returncode == 1 and b"unknown --task 'MyTask'" in r.stderr
+    assert r.returncode == 1 and b"unknown task 'MyTask'" in r.stderr
     # Built-in names still work.
     np.testing.assert_array_equal(embed(gembed, g, ["x"], "--task", "similarity"),
                                   embed(gembed, g, ["x"], "--prompt", "task: sentence similarity | query: "))

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -436,6 +438,248 @@ TEST_F(EngineTest, DtypesOfOneSeedAgree) {
     }
     std::printf("[ dtype    ] %-5s vs f32: worst cosine %.6f\n", type.c_str(), worst);
   }
+}
+
+// ---- the shared queue: cross-caller batching, cancellation, admission ---------
+
+// Holds the engine's leadership: a one-text call whose progress callback (run
+// on the leading thread after its pass, with leadership still held) blocks
+// until `release` is set, so other calls queue up behind it deterministically.
+class LeaderBlocker {
+ public:
+  explicit LeaderBlocker(Engine& e) : e_(e) {
+    thread_ = std::thread([this] {
+      EmbedOptions o;
+      o.progress = [this](size_t, size_t) {
+        entered_ = true;
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (!release_ && std::chrono::steady_clock::now() < deadline) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+      };
+      result_ok_ = e_.Embed({"the blocking text"}, o).ok();
+    });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!entered_ && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  bool entered() const { return entered_; }
+  // Waits (bounded) until `n` sequences of other calls are queued.
+  bool WaitQueued(size_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (e_.stats().queued_sequences < n) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+  }
+  bool Release() {
+    release_ = true;
+    if (thread_.joinable()) thread_.join();
+    return result_ok_;
+  }
+  ~LeaderBlocker() { Release(); }
+
+ private:
+  Engine& e_;
+  std::atomic<bool> entered_{false}, release_{false}, result_ok_{false};
+  std::thread thread_;
+};
+
+TEST_F(EngineTest, ConcurrentCallsShareForwardPasses) {
+  Engine& e = Models::Get().Open("tiny-q8_0");
+  constexpr int kCallers = 16;
+  std::vector<std::string> texts;
+  for (int i = 0; i < kCallers; ++i) texts.push_back("caller " + std::to_string(i) + " says hello");
+  Vecs want;
+  for (const auto& t : texts) {
+    auto v = e.Embed({t});
+    ASSERT_TRUE(v.ok());
+    want.push_back((*v)[0]);
+  }
+  const EngineStats before = e.stats();
+  Vecs got(kCallers);
+  std::vector<int> ok(kCallers, 0);
+  {
+    LeaderBlocker blocker(e);
+    ASSERT_TRUE(blocker.entered());
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kCallers; ++t) {
+      threads.emplace_back([&, t] {
+        auto v = e.Embed({texts[t]});
+        ok[t] = v.ok();
+        if (v.ok()) got[t] = (*v)[0];
+      });
+    }
+    ASSERT_TRUE(blocker.WaitQueued(kCallers));
+    EXPECT_EQ(e.stats().active_calls, static_cast<size_t>(kCallers + 1));
+    EXPECT_TRUE(blocker.Release());
+    for (auto& t : threads) t.join();
+  }
+  const EngineStats after = e.stats();
+  for (int t = 0; t < kCallers; ++t) {
+    ASSERT_TRUE(ok[t]) << t;
+    EXPECT_GE(Cosine(got[t], want[t]), 0.99999) << t;
+  }
+  // The blocker's pass, then all 16 queued texts in one pass (4,096-token budget).
+  EXPECT_EQ(after.forward_passes - before.forward_passes, 2u);
+  EXPECT_EQ(after.sequences - before.sequences, static_cast<uint64_t>(kCallers + 1));
+  EXPECT_EQ(after.queued_sequences, 0u);
+  EXPECT_EQ(after.active_calls, 0u);
+}
+
+TEST_F(EngineTest, LargeCallDoesNotStarveSmallOnes) {
+  // Round-robin packing: with a large call queued first, a small call queued
+  // after it rides in the very next pass.
+  EngineOptions eo;
+  eo.threads = 2;
+  eo.max_batch_tokens = 64;  // raised to the context (2,048): passes of <= 2,048 tokens
+  auto opened = Engine::Open(Models::Get().Path("tiny-q8_0"), eo);
+  ASSERT_TRUE(opened.ok());
+  Engine& e = **opened;
+  const auto big = RandomSequences(std::vector<int>(40, 200), 11);  // 8,000 tokens: 4+ passes
+  const auto small = RandomSequences({10}, 12);
+  std::atomic<int> big_done_at_small_finish{-1};
+  std::atomic<size_t> big_done{0};
+  {
+    LeaderBlocker blocker(e);
+    ASSERT_TRUE(blocker.entered());
+    std::thread tb([&] {
+      auto v = e.EmbedTokens(big, 0, [&](size_t done, size_t) { big_done = done; });
+      EXPECT_TRUE(v.ok());
+    });
+    ASSERT_TRUE(blocker.WaitQueued(big.size()));
+    std::thread ts([&] {
+      auto v = e.EmbedTokens(small);
+      EXPECT_TRUE(v.ok());
+      big_done_at_small_finish = static_cast<int>(big_done.load());
+    });
+    ASSERT_TRUE(blocker.WaitQueued(big.size() + 1));
+    EXPECT_TRUE(blocker.Release());
+    ts.join();
+    tb.join();
+  }
+  // The small call finished while most of the large one was still to run.
+  EXPECT_LT(big_done_at_small_finish.load(), 20);
+}
+
+TEST_F(EngineTest, CancelledCallsAreDroppedFromTheQueue) {
+  Engine& e = Models::Get().Open("tiny-q8_0");
+  std::atomic<bool> cancel{true};
+  EmbedOptions o;
+  o.cancel = &cancel;
+  auto pre = e.Embed({"never embedded"}, o);
+  EXPECT_EQ(pre.status().code(), StatusCode::kCancelled);
+
+  cancel = false;
+  const EngineStats before = e.stats();
+  Status queued_result;
+  {
+    LeaderBlocker blocker(e);
+    ASSERT_TRUE(blocker.entered());
+    std::thread t([&] { queued_result = e.Embed({"a", "b", "c"}, o).status(); });
+    ASSERT_TRUE(blocker.WaitQueued(3));
+    cancel = true;  // while its texts wait behind the leader
+    t.join();       // returns without the leader's help
+    EXPECT_EQ(queued_result.code(), StatusCode::kCancelled);
+    EXPECT_EQ(e.stats().queued_sequences, 0u);
+    EXPECT_TRUE(blocker.Release());
+  }
+  const EngineStats after = e.stats();
+  EXPECT_EQ(after.sequences - before.sequences, 1u);  // only the blocker's text ran
+  auto fine = e.Embed({"still works"});
+  EXPECT_TRUE(fine.ok());
+}
+
+TEST_F(EngineTest, FullQueueRefusesAtOnce) {
+  EngineOptions eo;
+  eo.threads = 2;
+  eo.max_queued_tokens = 40;
+  auto opened = Engine::Open(Models::Get().Path("tiny-q8_0"), eo);
+  ASSERT_TRUE(opened.ok());
+  Engine& e = **opened;
+  const auto thirty = RandomSequences({30}, 3);
+  const auto twenty = RandomSequences({20}, 4);
+  LeaderBlocker blocker(e);
+  ASSERT_TRUE(blocker.entered());
+  std::thread t([&] { EXPECT_TRUE(e.EmbedTokens(thirty).ok()); });
+  ASSERT_TRUE(blocker.WaitQueued(1));
+  // 30 queued + 20 > 40: refused without waiting.
+  auto refused = e.EmbedTokens(twenty);
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("queue is full"), std::string::npos);
+  EXPECT_TRUE(blocker.Release());
+  t.join();
+  // Once drained it is admitted again (an idle queue admits any one call).
+  EXPECT_TRUE(e.EmbedTokens(twenty).ok());
+  EXPECT_TRUE(e.EmbedTokens(RandomSequences({100}, 5)).ok());
+}
+
+TEST_F(EngineTest, PromptPolicyLivesInTheEngine) {
+  Engine& e = Models::Get().Open("tiny-f32");
+  EmbedOptions o;
+  EXPECT_EQ(e.ResolvePrompt(o).value(), "");  // a synthetic GGUF has no prompt table
+  o.task = "query";
+  EXPECT_EQ(e.ResolvePrompt(o).value(), "task: search result | query: ");
+  o.task = "document";
+  o.title = "Paris";
+  EXPECT_EQ(e.ResolvePrompt(o).value(), "title: Paris | text: ");
+  o.prompt = "custom: ";
+  EXPECT_EQ(e.ResolvePrompt(o).status().code(), StatusCode::kInvalidArgument);  // task and prompt
+  o.task.clear();
+  EXPECT_EQ(e.ResolvePrompt(o).status().code(), StatusCode::kInvalidArgument);  // title without a task
+  o.title.clear();
+  EXPECT_EQ(e.ResolvePrompt(o).value(), "custom: ");
+  EmbedOptions unknown;
+  unknown.task = "nope";
+  auto r = e.ResolvePrompt(unknown);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("unknown task 'nope'"), std::string::npos);
+  EXPECT_NE(r.status().message().find("code-retrieval"), std::string::npos);
+  EXPECT_EQ(e.Embed({"x"}, unknown).status().code(), StatusCode::kInvalidArgument);
+  const auto names = e.TaskNames();
+  EXPECT_NE(std::find(names.begin(), names.end(), "query"), names.end());
+  // Task "query" embeds exactly as the literal prefix does.
+  EmbedOptions task;
+  task.task = "query";
+  EmbedOptions custom;
+  custom.prompt = "task: search result | query: ";
+  EXPECT_EQ(e.Embed({"what is a cat"}, task).value(), e.Embed({"what is a cat"}, custom).value());
+}
+
+TEST_F(EngineTest, ReportAndBuffersAndBadIds) {
+  Engine& e = Models::Get().Open("tiny-f32");
+  const std::vector<std::string> texts = {"short", LongText(3000), ""};
+  EmbedReport rep;
+  std::vector<float> buf(texts.size() * e.output_dim());
+  ASSERT_TRUE(e.EmbedInto(texts, {}, buf.data(), buf.size(), &rep).ok());
+  ASSERT_EQ(rep.tokens.size(), 3u);
+  EXPECT_EQ(rep.tokens[1], e.max_seq_length());
+  EXPECT_EQ(rep.tokens[2], 2);  // BOS, EOS
+  EXPECT_EQ(rep.truncated, (std::vector<uint8_t>{0, 1, 0}));
+  EXPECT_EQ(rep.num_truncated, 1u);
+  EXPECT_EQ(rep.total_tokens, static_cast<size_t>(rep.tokens[0] + rep.tokens[1] + rep.tokens[2]));
+  // The buffer holds exactly what Embed returns.
+  auto vecs = e.Embed(texts);
+  ASSERT_TRUE(vecs.ok());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    EXPECT_TRUE(std::equal((*vecs)[i].begin(), (*vecs)[i].end(), buf.begin() + i * e.output_dim()));
+  }
+  // A wrong buffer size or dim is an error, not an overrun.
+  EXPECT_EQ(e.EmbedInto(texts, {}, buf.data(), buf.size() - 1).code(), StatusCode::kInvalidArgument);
+  EmbedOptions bad_dim;
+  bad_dim.dim = 3;
+  EXPECT_EQ(e.EmbedInto(texts, bad_dim, buf.data(), buf.size()).code(), StatusCode::kInvalidArgument);
+  // Token ids outside the vocabulary are refused before they reach a shared pass.
+  auto bad = e.EmbedTokens({{2, 262144, 1}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("outside the vocabulary"), std::string::npos);
+  EXPECT_FALSE(e.EmbedTokens({{2, -1, 1}}).ok());
+  EXPECT_FALSE(e.EmbedTokens({{}}).ok());
+  EXPECT_TRUE(e.EmbedTokens({{2, 1}}).ok());
+  EXPECT_EQ(e.TokenText(-1).status().code(), StatusCode::kOutOfRange);
+  EXPECT_EQ(e.TokenText(2).value(), "<bos>");
 }
 
 // ---- bad files ------------------------------------------------------------------

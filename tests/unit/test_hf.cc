@@ -361,7 +361,7 @@ TEST(HfPrompts, FolderNamesFirstThenBuiltIns) {
   auto unknown = ResolveTaskPrompt(*t, "sts");
   ASSERT_FALSE(unknown.ok());
   EXPECT_EQ(unknown.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_THAT(unknown.status().message(), HasSubstr("unknown --task 'sts'"));
+  EXPECT_THAT(unknown.status().message(), HasSubstr("unknown task 'sts'"));
   EXPECT_THAT(unknown.status().message(), HasSubstr("query, document, STS, question-answering"));
   const std::vector<std::string> names = AvailableTaskNames(*t);
   EXPECT_EQ(names.size(), 3u + std::size(kTaskPrompts) - 2);  // query/document listed once
@@ -380,7 +380,7 @@ TEST(HfPrompts, Titles) {
   EXPECT_EQ(ValueOr(ResolveTaskPrompt(empty, "document"), "?"), "title: none | text: ");
   auto bad = ResolveTaskPrompt(empty, "query", "T");
   ASSERT_FALSE(bad.ok());
-  EXPECT_THAT(bad.status().message(), HasSubstr("--title"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("a title cannot be used with task"));
 }
 
 TEST(HfPrompts, MalformedTables) {

@@ -17,7 +17,6 @@
 #include "commands.h"
 #include "input.h"
 #include "engine/engine.h"
-#include "model/hf_config.h"
 
 namespace gembed::cli {
 namespace {
@@ -77,28 +76,15 @@ int RunEmbed(const EmbedArgs& a) {
   if (a.format != "jsonl" && a.format != "json" && a.format != "csv" && a.format != "npy") {
     return Fail(fmt::format("unknown --format '{}' (jsonl, json, csv, npy)", a.format));
   }
-  // The prompt: --task NAME (with --title for document) or a custom --prompt.
-  EmbedOptions opts;
+  // The prompt (--task NAME with --title, or --prompt, or the model's default)
+  // is resolved by the engine (Engine::ResolvePrompt), as for every face.
+  // Flag combinations are named by their flags here; the engine checks them too.
   if (!a.task.empty() && a.has_prompt) return Fail("--task and --prompt cannot be used together");
-  // --task names: the model's prompt table (a Hugging Face folder's
-  // config_sentence_transformers.json, or the gembed.prompts.* keys `gembed convert`
-  // wrote into a GGUF) first, then the built-in model-card names
-  // (model/hf_config.h ResolveTaskPrompt).
-  auto folder_prompts = ReadHfPromptTable(a.model);
-  if (!folder_prompts.ok()) return Fail(folder_prompts.status().ToString());
   if (!a.title.empty() && a.task.empty()) return Fail("--title needs --task (e.g. --task document)");
-  if (!a.task.empty()) {
-    const auto prefix = ResolveTaskPrompt(*folder_prompts, a.task, a.title);
-    if (!prefix.ok()) return Fail(prefix.status().message());
-    opts.prompt = *prefix;
-  } else if (a.has_prompt) {
-    opts.prompt = a.prompt;
-  } else if (!folder_prompts->default_prompt_name.empty()) {
-    // sentence-transformers applies the folder's default prompt when none is given
-    // (a GGUF converted from the folder carries it as gembed.prompts.default_name).
-    const auto prefix = ResolveTaskPrompt(*folder_prompts, folder_prompts->default_prompt_name);
-    if (prefix.ok()) opts.prompt = *prefix;
-  }
+  EmbedOptions opts;
+  opts.task = a.task;
+  opts.title = a.title;
+  if (a.has_prompt) opts.prompt = a.prompt;
   opts.dim = a.dim;
   opts.truncate = !a.no_truncate;
   opts.strip = !a.no_strip;
@@ -128,6 +114,10 @@ int RunEmbed(const EmbedArgs& a) {
   auto engine = Engine::Open(a.model, eopts);
   if (!engine.ok()) return Fail(engine.status().ToString());
   Engine& e = **engine;
+  // Flag errors (task and prompt together, an unknown task, a bad dim) before
+  // any text is read.
+  if (auto prefix = e.ResolvePrompt(opts); !prefix.ok()) return Fail(prefix.status().message());
+  if (auto d = e.OutputDim(a.dim); !d.ok()) return Fail(d.status().ToString());
   const int out_dim = a.dim ? a.dim : e.output_dim();
 
   // Progress on stderr every 2 s once a run takes that long.
@@ -142,8 +132,21 @@ int RunEmbed(const EmbedArgs& a) {
     const double s = std::chrono::duration<double>(now - t0).count();
     std::fprintf(stderr, "gembed embed: %zu/%zu texts (%.1f texts/s)\n", done, total, s > 0 ? done / s : 0.0);
   };
-  auto vecs = e.Embed(texts, opts);
+  EmbedReport report;
+  auto vecs = e.Embed(texts, opts, &report);
   if (!vecs.ok()) return Fail(vecs.status().ToString());
+  // One warning per truncated text, up to a few; then a count.
+  constexpr size_t kMaxTruncationWarnings = 5;
+  for (size_t i = 0, shown = 0; i < report.truncated.size() && shown < kMaxTruncationWarnings; ++i) {
+    if (!report.truncated[i]) continue;
+    ++shown;
+    std::fprintf(stderr, "gembed embed: warning: text %zu: longer than %d tokens, truncated (BOS and EOS kept)\n",
+                 i + 1, e.max_seq_length());
+  }
+  if (report.num_truncated > kMaxTruncationWarnings) {
+    std::fprintf(stderr, "gembed embed: warning: %zu of %zu texts were truncated to %d tokens\n",
+                 report.num_truncated, texts.size(), e.max_seq_length());
+  }
   for (const auto& v : *vecs) {
     for (float x : v) {
       if (!std::isfinite(x)) return Fail("the model produced a non-finite value");
