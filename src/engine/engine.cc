@@ -13,12 +13,9 @@
 
 #include "base/check.h"
 #include "base/log.h"
-#include "base/thread_pool.h"
 #include "engine/batch.h"
+#include "engine/cpu_backend.h"
 #include "io/gguf.h"
-#include "kernels/cpu/dispatch.h"
-#include "kernels/ops.h"
-#include "model/forward.h"
 #include "model/hf_model.h"
 #include "model/weights.h"
 #include "tokenizer/strip.h"
@@ -32,9 +29,8 @@ struct Engine::Impl {
   ModelConfig config;
   ModelWeights weights;
   std::unique_ptr<Tokenizer> tokenizer;
-  std::unique_ptr<ThreadPool> pool;
-  std::unique_ptr<Ops> ops;
-  std::unique_ptr<Model> model;
+  std::unique_ptr<CpuBackend> cpu;  // the backend in use (the only one so far)
+  ForwardBackend* backend = nullptr;
   int max_batch_tokens = 0;
   size_t max_queued_tokens = 0;
   HfPromptTable prompts;   // the model's own prompt table (folder or GGUF keys)
@@ -145,48 +141,46 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& path, const Engi
 
   impl->load_times.files_ms = ms_since(t_open);
   const Clock::time_point t_pack = Clock::now();
-  std::string note;
-  const Isa isa = options.isa.empty() ? SelectIsa(&note) : SelectIsaFromRequest(options.isa, &note);
-  impl->pool = std::make_unique<ThreadPool>(options.threads);
-  impl->ops = std::make_unique<Ops>(GetKernelTable(isa), *impl->pool);
-  ModelOptions model_options;
-  model_options.precision = options.precision;
-  model_options.pool = impl->pool.get();
+  CpuBackendOptions backend_options;
+  backend_options.threads = options.threads;
+  backend_options.isa = options.isa;
+  backend_options.precision = options.precision;
   // GGUF weights are views into GgufFile::Open's read-only mapping: once
   // packed, their source pages can leave the resident set.
-  model_options.release_packed_sources = impl->file != nullptr;
-  GEMBED_ASSIGN_OR_RETURN(impl->model, Model::Create(impl->config, impl->weights, model_options));
+  backend_options.release_packed_sources = impl->file != nullptr;
+  GEMBED_ASSIGN_OR_RETURN(impl->cpu, CpuBackend::Create(impl->config, impl->weights, backend_options));
+  impl->backend = impl->cpu.get();
   // A single text may need the whole context in one pass.
   impl->max_batch_tokens =
       std::max<int>(options.max_batch_tokens, static_cast<int>(impl->config.context_length));
   impl->max_queued_tokens = options.max_queued_tokens;
-  // Size the scratch arena for the largest pass now, so steady-state passes
-  // do not allocate (pages are only touched when a batch that large comes).
-  GEMBED_RETURN_IF_ERROR(impl->model->Reserve(impl->max_batch_tokens, impl->max_batch_tokens));
+  // Size the scratch for the largest pass now, so steady-state passes do not
+  // allocate (pages are only touched when a batch that large comes).
+  GEMBED_RETURN_IF_ERROR(impl->backend->Reserve(impl->max_batch_tokens, impl->max_batch_tokens));
   impl->load_times.pack_ms = ms_since(t_pack);
   impl->load_times.total_ms = ms_since(t_open);
   if (const char* env = std::getenv("GEMBED_PROFILE"); env != nullptr && env[0] != '\0' && env[0] != '0') {
     impl->print_profile = true;
-    impl->model->set_profile(&impl->profile);
+    impl->cpu->set_profile(&impl->profile);
   }
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
 const ModelConfig& Engine::config() const { return impl_->config; }
 int Engine::output_dim() const { return static_cast<int>(impl_->config.output_dim()); }
-std::string Engine::isa() const { return std::string(IsaName(impl_->ops->isa())); }
-Precision Engine::precision() const { return impl_->model->precision(); }
-int Engine::threads() const { return impl_->pool->size(); }
+std::string Engine::isa() const { return std::string(IsaName(impl_->cpu->isa())); }
+Precision Engine::precision() const { return impl_->cpu->precision(); }
+int Engine::threads() const { return impl_->cpu->threads(); }
 std::string Engine::weight_type() const {
   if (impl_->weights.layers.empty()) return "none";
   return std::string(DTypeName(impl_->weights.layers[0].attn_q.dtype));
 }
-size_t Engine::packed_bytes() const { return impl_->model->packed_bytes(); }
+size_t Engine::packed_bytes() const { return impl_->cpu->packed_bytes(); }
 const Engine::LoadTimes& Engine::load_times() const { return impl_->load_times; }
 
 void Engine::EnableProfile(bool on) {
   std::lock_guard<std::mutex> lock(impl_->compute_mu);
-  impl_->model->set_profile(on ? &impl_->profile : nullptr);
+  impl_->cpu->set_profile(on ? &impl_->profile : nullptr);
 }
 const ForwardProfile& Engine::profile() const { return impl_->profile; }
 void Engine::ResetProfile() {
@@ -376,7 +370,7 @@ void Engine::Impl::LeadWhileUnfinished(Call& self, std::unique_lock<std::mutex>&
     try {
       out.resize(rows.size() * static_cast<size_t>(full));
       std::lock_guard<std::mutex> compute(compute_mu);
-      st = model->Forward(*ops, batch.token_ids, batch.cu_seqlens, out.data());
+      st = backend->Forward(batch.token_ids, batch.cu_seqlens, out.data());
     } catch (const std::bad_alloc&) {
       st = ResourceExhausted("out of memory in a forward pass of {} tokens", batch.num_tokens());
     } catch (const std::exception& e) {
