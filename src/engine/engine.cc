@@ -498,7 +498,11 @@ Status Engine::EmbedInto(std::span<const std::string> texts, const EmbedOptions&
     bool truncated = false;
     auto ids = TokenizeForEmbedding(*impl_->tokenizer, impl_->config.context_length, prefix, texts[i],
                                     options.strip, options.truncate, &truncated);
-    if (!ids.ok()) return ids.status().WithContext(fmt::format("text {}", i + 1));
+    if (!ids.ok()) {
+      rep.failed_text = static_cast<int64_t>(i);
+      rep.failed_reason = ids.status().message();
+      return ids.status().WithContext(fmt::format("text {}", i + 1));
+    }
     seqs[i] = std::move(*ids);
     rep.tokens[i] = static_cast<int32_t>(seqs[i].size());
     rep.truncated[i] = truncated ? 1 : 0;

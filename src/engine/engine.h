@@ -101,6 +101,10 @@ struct EmbedReport {
   std::vector<uint8_t> truncated;  // 1: the text was cut to the context length
   size_t total_tokens = 0;
   size_t num_truncated = 0;
+  // When a text is refused (too long with truncate = false): its index, and
+  // the reason without the "text N: " context the returned status carries.
+  int64_t failed_text = -1;
+  std::string failed_reason;
 };
 
 // Forward passes run by the engine since it was opened (all callers).

@@ -191,9 +191,14 @@ def test_bad_model_files_exit_1(gembed, tmp_path):
 def test_odd_inputs_never_crash(gembed, model):
     long_line = (b"lorem ipsum dolor sit amet " * 4000)[:100_000]
     lines = [b"", b"   ", b"\t\t", b"nul\x00in\x00line", b"\xff\xfe broken \xc3 utf8", long_line, b"end"]
-    r = embed(gembed, model, b"\n".join(lines) + b"\n")
+    # Invalid UTF-8 is a bad row: by default the run stops and names its line...
+    r = embed(gembed, model, b"\n".join(lines) + b"\n", check=False)
+    assert r.returncode == 1 and b"line 5: not valid UTF-8" in r.stderr and r.stdout == b""
+    # ...or it is skipped and reported; every other odd text embeds.
+    r = embed(gembed, model, b"\n".join(lines) + b"\n", "--on-error", "skip")
+    assert b"skipped line 5: not valid UTF-8" in r.stderr and b"skipped 1 bad row(s) of 7" in r.stderr
     v = jsonl(r.stdout)
-    assert v.shape == (len(lines), 128)
+    assert v.shape == (len(lines) - 1, 128)
     assert np.all(np.isfinite(v))
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert b"truncated" in r.stderr  # the 100,000-character line, with a warning

@@ -1,30 +1,30 @@
-// gembed embed: texts (one per line, or JSON strings with --jsonl) -> unit
-// vectors as jsonl / json / csv / npy. All the work is Engine::Embed; this
-// file parses flags, reads lines, prints progress and formats the output.
+// gembed embed: texts (one per line, or JSON lines) -> unit vectors as jsonl /
+// json / csv / npy / f32, streamed with bounded memory and resumable. All the
+// work is EmbedCorpus (corpus/corpus.h) over Engine::EmbedInto; this file
+// parses flags and prints progress and warnings.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <chrono>
-#include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <iostream>
-#include <iterator>
-#include <nlohmann/json.hpp>
-#include <sstream>
+#include <memory>
 #include <string>
-#include <vector>
 
 #include "commands.h"
-#include "input.h"
+#include "corpus/corpus.h"
 #include "engine/engine.h"
 
 namespace gembed::cli {
 namespace {
 
 struct EmbedArgs {
-  std::string model, task, title, prompt, format = "jsonl", input, output, precision = "fast";
-  bool has_prompt = false, jsonl = false, no_truncate = false, no_strip = false;
+  std::string model, task, title, prompt, format, input, output, precision = "fast", input_format;
+  std::string text_field = "text", id_field, on_error = "stop";
+  bool has_prompt = false, jsonl = false, no_truncate = false, no_strip = false, resume = false;
+  bool progress = false, no_progress = false;
   int dim = 0, threads = 0;
+  size_t window = 10000;
+  uint64_t max_text_bytes = 1u << 20;
 };
 
 int Fail(const std::string& msg) {
@@ -32,79 +32,50 @@ int Fail(const std::string& msg) {
   return 1;
 }
 
-void AppendFloat(std::string& out, float v) {
-  // Shortest representation that round-trips the fp32 value.
-  fmt::format_to(std::back_inserter(out), "{}", v);
-}
-
-std::string FormatText(const std::vector<std::vector<float>>& vecs, const std::string& format) {
-  std::string out;
-  if (format == "json") out += "[";
-  for (size_t i = 0; i < vecs.size(); ++i) {
-    const bool csv = format == "csv";
-    if (format == "json" && i) out += ",";
-    if (!csv) out += "[";
-    for (size_t j = 0; j < vecs[i].size(); ++j) {
-      if (j) out += ",";
-      AppendFloat(out, vecs[i][j]);
-    }
-    if (!csv) out += "]";
-    if (format != "json") out += "\n";
-  }
-  if (format == "json") out += "]\n";
-  return out;
-}
-
-// NumPy .npy v1.0: magic, version, u16 header length, a Python dict literal
-// padded with spaces to a multiple of 64 bytes (newline last), then the data.
-std::string FormatNpy(const std::vector<std::vector<float>>& vecs, int dim) {
-  std::string header =
-      fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", vecs.size(), dim);
-  const size_t prefix = 10;  // magic(6) + version(2) + header length(2)
-  const size_t total = (prefix + header.size() + 1 + 63) / 64 * 64;
-  header.append(total - prefix - header.size() - 1, ' ');
-  header += '\n';
-  std::string out("\x93NUMPY\x01\x00", 8);
-  out += static_cast<char>(header.size() & 0xff);
-  out += static_cast<char>(header.size() >> 8);
-  out += header;
-  for (const auto& v : vecs) out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
-  return out;
+std::string Duration(double s) {
+  if (!(s >= 0) || s > 1e7) return "?";
+  const long t = static_cast<long>(s + 0.5);
+  if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, t / 60 % 60);
+  if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
+  return fmt::format("{}s", t);
 }
 
 int RunEmbed(const EmbedArgs& a) {
-  if (a.format != "jsonl" && a.format != "json" && a.format != "csv" && a.format != "npy") {
-    return Fail(fmt::format("unknown --format '{}' (jsonl, json, csv, npy)", a.format));
+  CorpusOptions co;
+  co.input = a.input;
+  co.output = a.output;
+  if (a.jsonl && !a.input_format.empty()) return Fail("--jsonl and --input-format cannot be used together");
+  if (a.jsonl) co.input_format = CorpusInputFormat::kJsonl;
+  if (!a.input_format.empty()) {
+    auto f = CorpusInputFormatFromName(a.input_format);
+    if (!f.ok()) return Fail(fmt::format("--input-format: {}", f.status().message()));
+    co.input_format = *f;
   }
-  // The prompt (--task NAME with --title, or --prompt, or the model's default)
-  // is resolved by the engine (Engine::ResolvePrompt), as for every face.
+  if (!a.format.empty()) {
+    auto f = CorpusOutputFormatFromName(a.format);
+    if (!f.ok()) return Fail(fmt::format("--format: {}", f.status().message()));
+    co.output_format = *f;
+  }
+  if (a.on_error != "stop" && a.on_error != "skip") {
+    return Fail(fmt::format("unknown --on-error '{}' (stop, skip)", a.on_error));
+  }
+  co.on_error = a.on_error == "skip" ? CorpusOptions::OnError::kSkip : CorpusOptions::OnError::kStop;
+  co.text_field = a.text_field;
+  co.id_field = a.id_field;
+  co.resume = a.resume;
+  co.window = a.window;
+  co.max_text_bytes = a.max_text_bytes;
   // Flag combinations are named by their flags here; the engine checks them too.
   if (!a.task.empty() && a.has_prompt) return Fail("--task and --prompt cannot be used together");
   if (!a.title.empty() && a.task.empty()) return Fail("--title needs --task (e.g. --task document)");
-  EmbedOptions opts;
-  opts.task = a.task;
-  opts.title = a.title;
-  if (a.has_prompt) opts.prompt = a.prompt;
-  opts.dim = a.dim;
-  opts.truncate = !a.no_truncate;
-  opts.strip = !a.no_strip;
-
-  // Input: one text per line. Bytes are kept as they are (NUL, invalid
-  // UTF-8): the tokenizer has a defined behaviour for all of them.
-  auto lines = ReadInputLines(a.input);
-  if (!lines.ok()) return Fail(lines.status().message());
-  std::vector<std::string> texts = std::move(*lines);
-  if (a.jsonl) {
-    for (size_t i = 0; i < texts.size(); ++i) {
-      try {
-        const auto j = nlohmann::json::parse(texts[i]);
-        if (!j.is_string()) return Fail(fmt::format("line {}: expected a JSON string, got {}", i + 1, j.type_name()));
-        texts[i] = j.get<std::string>();
-      } catch (const nlohmann::json::exception& e) {
-        return Fail(fmt::format("line {}: invalid JSON: {}", i + 1, e.what()));
-      }
-    }
-  }
+  // The prompt (--task NAME with --title, or --prompt, or the model's default)
+  // is resolved by the engine (Engine::ResolvePrompt), as for every face.
+  co.embed.task = a.task;
+  co.embed.title = a.title;
+  if (a.has_prompt) co.embed.prompt = a.prompt;
+  co.embed.dim = a.dim;
+  co.embed.truncate = !a.no_truncate;
+  co.embed.strip = !a.no_strip;
 
   EngineOptions eopts;
   eopts.threads = a.threads;
@@ -114,56 +85,76 @@ int RunEmbed(const EmbedArgs& a) {
   auto engine = Engine::Open(a.model, eopts);
   if (!engine.ok()) return Fail(engine.status().ToString());
   Engine& e = **engine;
-  // Flag errors (task and prompt together, an unknown task, a bad dim) before
-  // any text is read.
-  if (auto prefix = e.ResolvePrompt(opts); !prefix.ok()) return Fail(prefix.status().message());
+  // Flag errors (an unknown task, a bad dim) before any text is read.
+  if (auto prefix = e.ResolvePrompt(co.embed); !prefix.ok()) return Fail(prefix.status().message());
   if (auto d = e.OutputDim(a.dim); !d.ok()) return Fail(d.status().ToString());
-  const int out_dim = a.dim ? a.dim : e.output_dim();
+  co.model_id = fmt::format("{}|{}|{}", a.model, e.weight_type(), PrecisionName(e.precision()));
 
-  // Progress on stderr every 2 s once a run takes that long.
+  // Progress on a terminal (or with --progress): texts, tokens/s, ETA.
+  const bool tty = ::isatty(STDERR_FILENO) == 1;
+  const bool show = !a.no_progress && (a.progress || tty);
   using Clock = std::chrono::steady_clock;
-  const auto t0 = Clock::now();
-  auto last = t0;
-  opts.progress = [&](size_t done, size_t total) {
-    const auto now = Clock::now();
-    if (now - last < std::chrono::seconds(2) && done != total) return;
-    if (done == total && now - t0 < std::chrono::seconds(2)) return;
-    last = now;
-    const double s = std::chrono::duration<double>(now - t0).count();
-    std::fprintf(stderr, "gembed embed: %zu/%zu texts (%.1f texts/s)\n", done, total, s > 0 ? done / s : 0.0);
+  auto last = Clock::now() - std::chrono::seconds(10);
+  bool drew = false;
+  if (show) {
+    co.progress = [&](const CorpusProgress& p) {
+      const auto now = Clock::now();
+      if (now - last < std::chrono::seconds(1)) return;
+      last = now;
+      const double tps = p.seconds > 0 ? (p.tokens - p.start_tokens) / p.seconds : 0;
+      const double texts_s = p.seconds > 0 ? (p.embedded - p.start_embedded) / p.seconds : 0;
+      std::string eta;
+      if (p.input_size > 0 && p.input_offset > p.start_offset) {
+        // This run's rate over this run's bytes.
+        const double done = static_cast<double>(p.input_offset - p.start_offset);
+        const double left = static_cast<double>(p.input_size > p.input_offset ? p.input_size - p.input_offset : 0);
+        eta = fmt::format(", {:.1f}%, ETA {}", 100.0 * p.input_offset / p.input_size, Duration(p.seconds * left / done));
+      }
+      const std::string msg = fmt::format("gembed embed: {} texts, {:.0f} texts/s, {:.0f} tokens/s{}", p.embedded,
+                                          texts_s, tps, eta);
+      if (tty) {
+        std::fprintf(stderr, "\r%s\x1b[K", msg.c_str());
+        drew = true;
+      } else {
+        std::fprintf(stderr, "%s\n", msg.c_str());
+      }
+    };
+  }
+  constexpr uint64_t kMaxBadRowMessages = 10;
+  uint64_t bad_rows = 0;
+  co.on_bad_row = [&](uint64_t row, const std::string& why) {
+    if (++bad_rows > kMaxBadRowMessages) return;
+    if (drew) std::fprintf(stderr, "\n");
+    drew = false;
+    std::fprintf(stderr, "gembed embed: warning: skipped line %llu: %s\n", static_cast<unsigned long long>(row),
+                 why.c_str());
   };
-  EmbedReport report;
-  auto vecs = e.Embed(texts, opts, &report);
-  if (!vecs.ok()) return Fail(vecs.status().ToString());
-  // One warning per truncated text, up to a few; then a count.
-  constexpr size_t kMaxTruncationWarnings = 5;
-  for (size_t i = 0, shown = 0; i < report.truncated.size() && shown < kMaxTruncationWarnings; ++i) {
-    if (!report.truncated[i]) continue;
-    ++shown;
-    std::fprintf(stderr, "gembed embed: warning: text %zu: longer than %d tokens, truncated (BOS and EOS kept)\n",
-                 i + 1, e.max_seq_length());
-  }
-  if (report.num_truncated > kMaxTruncationWarnings) {
-    std::fprintf(stderr, "gembed embed: warning: %zu of %zu texts were truncated to %d tokens\n",
-                 report.num_truncated, texts.size(), e.max_seq_length());
-  }
-  for (const auto& v : *vecs) {
-    for (float x : v) {
-      if (!std::isfinite(x)) return Fail("the model produced a non-finite value");
-    }
-  }
 
-  const std::string out =
-      a.format == "npy" ? FormatNpy(*vecs, out_dim) : FormatText(*vecs, a.format);
-  if (a.output.empty() || a.output == "-") {
-    if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size() || std::fflush(stdout) != 0) {
-      return Fail("writing to stdout failed");
+  auto result = EmbedCorpus(e, co);
+  if (drew) std::fprintf(stderr, "\n");
+  if (!result.ok()) {
+    if (!a.output.empty() && a.output != "-" && ::access(CorpusResumePath(a.output).c_str(), F_OK) == 0) {
+      return Fail(fmt::format("{}\ngembed embed: the output so far is in {} ({}): --resume continues with the "
+                              "same arguments and input",
+                              result.status().ToString(), CorpusPartialPath(a.output), CorpusResumePath(a.output)));
     }
-  } else {
-    std::ofstream f(a.output, std::ios::binary | std::ios::trunc);
-    f.write(out.data(), static_cast<std::streamsize>(out.size()));
-    f.close();
-    if (!f) return Fail(fmt::format("cannot write --output '{}'", a.output));
+    return Fail(result.status().ToString());
+  }
+  if (result->resumed_rows > 0) {
+    std::fprintf(stderr, "gembed embed: resumed after row %llu of an interrupted run\n",
+                 static_cast<unsigned long long>(result->resumed_rows));
+  }
+  if (result->truncated > 0) {
+    std::fprintf(stderr, "gembed embed: warning: %llu text(s) longer than %d tokens were truncated (BOS and EOS kept)\n",
+                 static_cast<unsigned long long>(result->truncated), e.max_seq_length());
+  }
+  if (result->skipped > 0) {
+    std::fprintf(stderr, "gembed embed: warning: skipped %llu bad row(s) of %llu\n",
+                 static_cast<unsigned long long>(result->skipped), static_cast<unsigned long long>(result->rows_read));
+  }
+  if (show) {
+    std::fprintf(stderr, "gembed embed: %llu texts, %llu tokens\n", static_cast<unsigned long long>(result->embedded),
+                 static_cast<unsigned long long>(result->tokens));
   }
   return 0;
 }
@@ -184,10 +175,33 @@ Command MakeEmbedCommand(CLI::App& root) {
   app->add_option("--title", a->title, "Document title (with --task document; default 'none')");
   CLI::Option* prompt = app->add_option("--prompt", a->prompt, "Custom prompt prefix (instead of --task)");
   app->add_option("--dim", a->dim, "Matryoshka output dim: 768, 512, 256, 128 (<= the model's dim)");
-  app->add_flag("--jsonl", a->jsonl, "Each input line is a JSON string");
-  app->add_option("--format", a->format, "Output format: jsonl (default), json, csv, npy");
+  app->add_flag("--jsonl", a->jsonl, "Input is JSON lines (same as --input-format jsonl)");
+  app->add_option("--input-format", a->input_format,
+                  "text (one text per line, UTF-8) or jsonl (each line a JSON string or an object with "
+                  "--text-field); default: jsonl for .jsonl/.ndjson files, else text");
+  app->add_option("--text-field", a->text_field, "JSON lines: the field holding the text (default: text)");
+  app->add_option("--id-field", a->id_field,
+                  "JSON lines: a field carried to the output with each vector (jsonl/json/csv: in the row; "
+                  "npy/f32: OUTPUT.ids.jsonl)");
+  app->add_option("--format", a->format,
+                  "Output format: jsonl, json, csv, npy, f32 (raw little-endian float32 rows); default: by "
+                  "--output's extension, else jsonl");
   app->add_option("--input", a->input, "Input file (default: stdin)");
-  app->add_option("--output", a->output, "Output file (default: stdout)");
+  app->add_option("--output", a->output,
+                  "Output file (default: stdout). Written as OUTPUT.partial and renamed when complete; "
+                  "progress is committed to OUTPUT.resume after every window");
+  app->add_flag("--resume", a->resume,
+                "Continue an interrupted run into --output (same arguments) where its committed output ends");
+  app->add_option("--on-error", a->on_error,
+                  "Bad rows (invalid UTF-8 or JSON, missing field, non-string text, over --max-text-bytes): stop "
+                  "(default: exit 1 naming the row) or skip (counted and reported)");
+  app->add_option("--window", a->window,
+                  "Texts read, sorted by length and embedded together (default 10000; memory ~ window)")
+      ->check(CLI::Range(size_t{1}, size_t{1000000}));
+  app->add_option("--max-text-bytes", a->max_text_bytes, "Longest text accepted, in bytes (default 1 MiB)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{64} << 20));
+  app->add_flag("--progress", a->progress, "Show progress even when stderr is not a terminal");
+  app->add_flag("--no-progress", a->no_progress, "Never show progress");
   app->add_option("--threads", a->threads, "Compute threads (default: all cores)");
   app->add_option("--precision", a->precision,
                   "Q8_0 arithmetic: fast (int8 activations, like llama.cpp; default) or high (fp32 "
