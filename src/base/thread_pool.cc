@@ -71,7 +71,7 @@ int MaxThreadCount() {
   return static_cast<int>(std::min<int64_t>(kThreadsPerCoreLimit * hw, kMaxThreadsLimit));
 }
 
-Status ValidateThreadCount(int n) {
+Status ValidateThreadCount(int64_t n) {
   const int max = MaxThreadCount();
   if (n > max) {
     return InvalidArgument("{} threads is too many: at most {} ({} per hardware thread, {} hardware threads; never "

@@ -47,7 +47,7 @@ inline constexpr int kMaxThreadsLimit = 1024;
 // min(kThreadsPerCoreLimit * hardware_concurrency, kMaxThreadsLimit), >= kThreadsPerCoreLimit.
 int MaxThreadCount();
 // Ok for n <= 0 (all hardware threads) and 1 <= n <= MaxThreadCount().
-Status ValidateThreadCount(int n);
+Status ValidateThreadCount(int64_t n);
 // The count a pool of `n` gets: n <= 0 -> hardware concurrency (>= 1),
 // otherwise min(n, kMaxThreadsLimit). (The pool itself only enforces the
 // absolute cap, so tests can oversubscribe a small machine on purpose.)
