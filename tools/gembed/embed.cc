@@ -17,6 +17,8 @@
 #include "commands.h"
 #include "input.h"
 #include "engine/engine.h"
+#include "io/atomic_file.h"
+#include "io/json_depth.h"
 #include "model/hf_config.h"
 
 namespace gembed::cli {
@@ -103,6 +105,9 @@ int RunEmbed(const EmbedArgs& a) {
   opts.truncate = !a.no_truncate;
   opts.strip = !a.no_strip;
 
+  if (!a.output.empty() && a.output != "-") {  // refuse a bad --output before any work
+    if (const Status st = CheckWritableTarget(a.output); !st.ok()) return Fail(fmt::format("--output: {}", st.message()));
+  }
   // Input: one text per line. Bytes are kept as they are (NUL, invalid
   // UTF-8): the tokenizer has a defined behaviour for all of them.
   auto lines = ReadInputLines(a.input);
@@ -111,6 +116,9 @@ int RunEmbed(const EmbedArgs& a) {
   if (a.jsonl) {
     for (size_t i = 0; i < texts.size(); ++i) {
       try {
+        if (const Status depth = CheckJsonNesting(texts[i]); !depth.ok()) {
+          return Fail(fmt::format("line {}: invalid JSON: {}", i + 1, depth.message()));
+        }
         const auto j = nlohmann::json::parse(texts[i]);
         if (!j.is_string()) return Fail(fmt::format("line {}: expected a JSON string, got {}", i + 1, j.type_name()));
         texts[i] = j.get<std::string>();
@@ -157,10 +165,10 @@ int RunEmbed(const EmbedArgs& a) {
       return Fail("writing to stdout failed");
     }
   } else {
-    std::ofstream f(a.output, std::ios::binary | std::ios::trunc);
-    f.write(out.data(), static_cast<std::streamsize>(out.size()));
-    f.close();
-    if (!f) return Fail(fmt::format("cannot write --output '{}'", a.output));
+    // A temporary file renamed over --output; a device, FIFO or symbolic
+    // link there is refused, not written through (io/atomic_file.h).
+    const Status st = WriteFileAtomically(a.output, out);
+    if (!st.ok()) return Fail(fmt::format("--output: {}", st.message()));
   }
   return 0;
 }
@@ -185,7 +193,7 @@ Command MakeEmbedCommand(CLI::App& root) {
   app->add_option("--format", a->format, "Output format: jsonl (default), json, csv, npy");
   app->add_option("--input", a->input, "Input file (default: stdin)");
   app->add_option("--output", a->output, "Output file (default: stdout)");
-  app->add_option("--threads", a->threads, "Compute threads (default: all cores)");
+  app->add_option("--threads", a->threads, "Compute threads (default: all cores)")->check(ThreadCountValidator());
   app->add_option("--precision", a->precision,
                   "Q8_0 arithmetic: fast (int8 activations, like llama.cpp; default) or high (fp32 "
                   "activations, weights widened to fp32: ~4x weight memory, slower)");
