@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -142,6 +144,13 @@ TEST(LineReader, DirectoryIsAnError) {
   EXPECT_EQ(r.status().message(), "--input '/' is a directory, not a file");
 }
 
+// Concatenation without operator+ chains (GCC 12 warns falsely on those).
+std::string Cat(std::initializer_list<std::string_view> parts) {
+  std::string s;
+  for (std::string_view p : parts) s.append(p);
+  return s;
+}
+
 std::string Nested(int depth, const std::string& inner = "1") {
   return std::string(static_cast<size_t>(depth), '[') + inner + std::string(static_cast<size_t>(depth), ']');
 }
@@ -154,12 +163,12 @@ TEST(JsonNesting, LimitCountsBracketsOutsideStrings) {
   EXPECT_TRUE(CheckJsonNesting("{\"a\":{\"b\":[1,{\"c\":2}]}}", 4).ok());
   EXPECT_FALSE(CheckJsonNesting("{\"a\":{\"b\":[1,{\"c\":2}]}}", 3).ok());
   // Brackets inside strings (also after escaped quotes) do not count.
-  EXPECT_TRUE(CheckJsonNesting("[\"" + std::string(1000, '[') + "\"]").ok());
-  EXPECT_TRUE(CheckJsonNesting("[\"\\\"" + std::string(1000, '{') + "\"]").ok());
-  EXPECT_TRUE(CheckJsonNesting("[\"\\\\\"," + Nested(62) + "]").ok());
-  EXPECT_FALSE(CheckJsonNesting("[\"\\\\\"," + Nested(64) + "]").ok());
+  EXPECT_TRUE(CheckJsonNesting(Cat({"[\"", std::string(1000, '['), "\"]"})).ok());
+  EXPECT_TRUE(CheckJsonNesting(Cat({"[\"\\\"", std::string(1000, '{'), "\"]"})).ok());
+  EXPECT_TRUE(CheckJsonNesting(Cat({"[\"\\\\\",", Nested(62), "]"})).ok());
+  EXPECT_FALSE(CheckJsonNesting(Cat({"[\"\\\\\",", Nested(64), "]"})).ok());
   // Siblings do not add up.
-  EXPECT_TRUE(CheckJsonNesting("[" + Nested(63) + "," + Nested(63) + "]").ok());
+  EXPECT_TRUE(CheckJsonNesting(Cat({"[", Nested(63), ",", Nested(63), "]"})).ok());
 }
 
 // Every sentence-transformers JSON parser, given a value nested a million
@@ -186,6 +195,40 @@ TEST(JsonNesting, HfConfigParsersRefuseDeepNesting) {
   const auto r = ParseHfModelConfig("{\"model_type\": " + Nested(63) + "}");
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), HasSubstr("\"model_type\" must be a string, got [[["));
+}
+
+// The config fuzz target's seeds, parsed as the target does (first byte picks
+// the parser): the deep-nesting seeds are refused by the nesting check, the
+// others parse.
+TEST(JsonNesting, ConfigFuzzSeeds) {
+  const std::filesystem::path dir = std::filesystem::path(GEMBED_SOURCE_DIR) / "tests/fuzz/seeds/fuzz_hf_config";
+  int deep = 0, files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(e.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_FALSE(bytes.empty()) << e.path();
+    ++files;
+    const std::string_view json = std::string_view(bytes).substr(1);
+    Status s;
+    switch (bytes[0] % 6) {
+      case 0: s = ParseHfModelConfig(json).status(); break;
+      case 1: s = ParseHfModulesJson(json).status(); break;
+      case 2: s = CheckHfPoolingConfig(json, 768); break;
+      case 3: s = ParseHfDenseConfig(json, "2_Dense").status(); break;
+      case 4: s = ParseHfSentenceBertConfig(json).status(); break;
+      default: s = ParseHfPromptTable(json).status(); break;
+    }
+    const bool is_deep = e.path().filename().string().find("deep_nesting") != std::string::npos;
+    if (is_deep) {
+      ++deep;
+      EXPECT_EQ(s.code(), StatusCode::kCorruptFile) << e.path();
+      EXPECT_THAT(s.message(), HasSubstr("JSON nesting deeper than 64 levels")) << e.path();
+    } else {
+      EXPECT_TRUE(s.ok()) << e.path() << ": " << s.ToString();
+    }
+  }
+  EXPECT_EQ(deep, 2);
+  EXPECT_GE(files, 8);
 }
 
 // A wrong value quoted in an error message is cut to 200 characters.
