@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -76,7 +77,14 @@ Result<std::vector<uint8_t>> Encode(const TensorView& view, DType dtype, int thr
     }
   };
   std::vector<std::thread> pool;
-  for (int t = 1; t < n; ++t) pool.emplace_back(work, t);
+  try {
+    for (int t = 1; t < n; ++t) pool.emplace_back(work, t);
+  } catch (const std::system_error& e) {
+    // The OS refused a thread: join those started (a joinable std::thread
+    // must not be destroyed) and report it.
+    for (auto& th : pool) th.join();
+    return Status(StatusCode::kResourceExhausted, fmt::format("cannot start an encoding thread: {}", e.what()));
+  }
   work(0);
   for (auto& th : pool) th.join();
   for (const Status& s : status) GEMBED_RETURN_IF_ERROR(s);
