@@ -58,8 +58,7 @@ constexpr int kCallerSpin = 1 << 12;
 // then runs jobs on the caller alone for kSoloNs before trying again, so a
 // loaded host degrades to single-thread speed instead of stalling on every
 // parallel region. Normal imbalance is at most one chunk (~1/4 of a share).
-constexpr int64_t kStallNs = 500'000;
-constexpr int64_t kSoloNs = 20'000'000;
+// (ThreadPool::kStallNs, ThreadPool::kSoloNs.)
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -67,11 +66,49 @@ int64_t NowNs() {
 }
 }  // namespace
 
+int MaxThreadCount() {
+  const int64_t hw = std::max(1u, std::thread::hardware_concurrency());
+  return static_cast<int>(std::min<int64_t>(kThreadsPerCoreLimit * hw, kMaxThreadsLimit));
+}
+
+Status ValidateThreadCount(int64_t n) {
+  const int max = MaxThreadCount();
+  if (n > max) {
+    return InvalidArgument("{} threads is too many: at most {} ({} per hardware thread, {} hardware threads; never "
+                           "more than {})",
+                           n, max, kThreadsPerCoreLimit, std::max(1u, std::thread::hardware_concurrency()),
+                           kMaxThreadsLimit);
+  }
+  return Status::Ok();
+}
+
+int ResolveThreadCount(int n) {
+  if (n <= 0) return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::min(n, kMaxThreadsLimit);
+}
+
+int64_t ThreadPool::Now() const { return hooks_.now_ns != nullptr ? hooks_.now_ns(hooks_.ctx) : NowNs(); }
+
 ThreadPool::ThreadPool(int n_threads) {
-  if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  n_threads_ = n_threads;
+  n_threads_ = ResolveThreadCount(n_threads);
   workers_.reserve(static_cast<size_t>(n_threads_ - 1));
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
+  try {
+    for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
+  } catch (...) {
+    // std::system_error (no more threads): the destructor will not run, and
+    // destroying a joinable std::thread terminates the process, so stop the
+    // workers started so far before the exception leaves.
+    StopWorkers();
+    throw;
+  }
+}
+
+void ThreadPool::StopWorkers() {
+  stop_.store(true, std::memory_order_seq_cst);
+  wake_.fetch_add(1, std::memory_order_seq_cst);
+  FutexWakeAll(wake_);
+  for (auto& t : workers_) t.join();
+  workers_.clear();
 }
 
 ThreadPool::~ThreadPool() {
@@ -80,10 +117,7 @@ ThreadPool::~ThreadPool() {
                  n_threads_, static_cast<long long>(jobs_), static_cast<long long>(stalls_),
                  static_cast<long long>(solo_jobs_));
   }
-  stop_.store(true, std::memory_order_seq_cst);
-  wake_.fetch_add(1, std::memory_order_seq_cst);
-  FutexWakeAll(wake_);
-  for (auto& t : workers_) t.join();
+  StopWorkers();
 }
 
 int64_t ThreadPool::ForChunks(int64_t n, int64_t grain) const {
@@ -131,7 +165,7 @@ void ThreadPool::Run(int64_t n_chunks, Invoke invoke, void* ctx) {
     return;
   }
   ++jobs_;
-  const int64_t t_start = NowNs();
+  const int64_t t_start = Now();
   if (t_start < solo_until_ns_) {
     ++solo_jobs_;
     for (int64_t c = 0; c < n_chunks; ++c) invoke(ctx, c, 0);
@@ -155,7 +189,8 @@ void ThreadPool::Run(int64_t n_chunks, Invoke invoke, void* ctx) {
   const uint32_t target = static_cast<uint32_t>(n_chunks - mine);
   uint32_t d = done_.load(std::memory_order_acquire);
   if (d == target) return;
-  const int64_t t_drained = NowNs();
+  const int64_t t_drained = Now();
+  if (hooks_.after_drain != nullptr) hooks_.after_drain(hooks_.ctx);
   for (int spin = 0; d != target && spin < kCallerSpin; ++spin) {
     GEMBED_PAUSE();
     d = done_.load(std::memory_order_acquire);
@@ -167,7 +202,7 @@ void ThreadPool::Run(int64_t n_chunks, Invoke invoke, void* ctx) {
     caller_sleeping_.store(false, std::memory_order_relaxed);
     d = done_.load(std::memory_order_acquire);
   }
-  const int64_t t_end = NowNs();
+  const int64_t t_end = Now();
   const int64_t waited = t_end - t_drained;
   if (waited > kStallNs && waited > t_drained - t_start) {
     ++stalls_;

@@ -31,11 +31,35 @@
 #include <utility>
 #include <vector>
 
+#include "base/status.h"
+
 namespace gembed {
+
+// Thread counts: every face (CLI --threads, EngineOptions::threads, the
+// converters) asks for n threads, n <= 0 meaning one per hardware thread.
+// More than kThreadsPerCoreLimit per hardware thread only oversubscribes the
+// CPU (and tens of thousands of threads exhaust memory or the process limit),
+// so a count above MaxThreadCount() is refused:
+//   InvalidArgument "50000 threads is too many: at most 8 (4 per hardware
+//   thread, 2 hardware threads; never more than 1024)"
+inline constexpr int kThreadsPerCoreLimit = 4;
+inline constexpr int kMaxThreadsLimit = 1024;
+// min(kThreadsPerCoreLimit * hardware_concurrency, kMaxThreadsLimit), >= kThreadsPerCoreLimit.
+int MaxThreadCount();
+// Ok for n <= 0 (all hardware threads) and 1 <= n <= MaxThreadCount().
+Status ValidateThreadCount(int64_t n);
+// The count a pool of `n` gets: n <= 0 -> hardware concurrency (>= 1),
+// otherwise min(n, kMaxThreadsLimit). (The pool itself only enforces the
+// absolute cap, so tests can oversubscribe a small machine on purpose.)
+int ResolveThreadCount(int n);
 
 class ThreadPool {
  public:
-  // n_threads <= 0 picks the hardware concurrency.
+  // n_threads <= 0 picks the hardware concurrency; counts above
+  // kMaxThreadsLimit are clamped to it (ResolveThreadCount). Faces validate
+  // user input first with ValidateThreadCount, which also reports counts
+  // above MaxThreadCount(). Throws std::system_error if the OS refuses a
+  // thread (workers already started are stopped first).
   explicit ThreadPool(int n_threads = 0);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -87,6 +111,22 @@ class ThreadPool {
   int64_t stalls() const { return stalls_; }
   int64_t solo_jobs() const { return solo_jobs_; }
 
+  // Test hooks (tests only; set them before the first job, from the caller
+  // thread). now_ns replaces the pool's steady clock, so a test decides how
+  // long the caller "waited"; after_drain runs on the caller right after it
+  // found no chunk left to claim while a worker still runs a claimed one
+  // (the moment the stall measurement starts). Together they make the
+  // oversubscription guard testable without depending on the OS scheduler.
+  struct TestHooks {
+    int64_t (*now_ns)(void* ctx) = nullptr;
+    void (*after_drain)(void* ctx) = nullptr;
+    void* ctx = nullptr;
+  };
+  void SetTestHooks(const TestHooks& hooks) { hooks_ = hooks; }
+  // How long a stall must last and how long solo mode then lasts (ns).
+  static constexpr int64_t kStallNs = 500'000;
+  static constexpr int64_t kSoloNs = 20'000'000;
+
   // Chunks per thread in ParallelFor: enough to rebalance when a thread
   // falls behind, few enough that claiming (one CAS) stays negligible.
   static constexpr int64_t kChunksPerThread = 4;
@@ -103,6 +143,8 @@ class ThreadPool {
   // how many this thread ran.
   int64_t Drain(int thread);
   void WorkerLoop(int index);
+  void StopWorkers();
+  int64_t Now() const;
 
   // state_ = (job generation << 32) | next unclaimed chunk. A chunk is
   // claimed by a CAS that also checks the generation, so a worker that read
@@ -125,6 +167,7 @@ class ThreadPool {
   // Caller-thread state (one caller at a time): solo mode until this time.
   int64_t solo_until_ns_ = 0;
   int64_t stalls_ = 0, solo_jobs_ = 0, jobs_ = 0;
+  TestHooks hooks_;
 };
 
 }  // namespace gembed

@@ -18,6 +18,8 @@
 #include <numeric>
 #include <optional>
 
+#include "io/atomic_file.h"
+#include "io/json_depth.h"
 #include "io/line_stream.h"
 #include "tokenizer/utf8.h"
 
@@ -152,6 +154,12 @@ class Sink {
   }
   uint64_t size() const { return size_; }
   bool is_stdout() const { return !owned_; }
+  // Gives the file the permission bits of `like` when that is a regular file
+  // (a replaced output keeps its mode).
+  void CopyModeOf(const std::string& like) {
+    struct stat st {};
+    if (owned_ && ::lstat(like.c_str(), &st) == 0 && S_ISREG(st.st_mode)) ::fchmod(fd_, st.st_mode & 07777);
+  }
 
  private:
   int fd_ = -1;
@@ -170,32 +178,12 @@ Status SyncDir(const std::string& file) {
   return Status::Ok();
 }
 
-// Writes `text` to `path` atomically (temporary file created exclusively next
-// to it, fsync, rename, fsync of the folder).
-Status WriteFileAtomically(const std::string& path, const std::string& text) {
-  const std::string tmp = fmt::format("{}.tmp{}", path, ::getpid());
-  ::unlink(tmp.c_str());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) return IoError("cannot create {}: {}", tmp, Errno());
-  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = Errno();
-    ::unlink(tmp.c_str());
-    return IoError("cannot write {}: {}", path, why);
-  }
-  return SyncDir(path);
-}
-
 // Refuses to replace anything but a regular file (a device, a FIFO, a folder,
-// a symbolic link) at a final output path.
+// a symbolic link) at a final output path (io/atomic_file.h's rule).
 Status CheckReplaceable(const std::string& path) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) return Status::Ok();  // does not exist
-  if (!S_ISREG(st.st_mode)) {
-    return InvalidArgument("--output '{}' exists and is not a regular file; refusing to replace it", path);
-  }
-  return Status::Ok();
+  const Status st = CheckWritableTarget(path);
+  if (!st.ok()) return st.WithContext("--output");
+  return st;
 }
 
 struct ResumeState {
@@ -449,6 +437,7 @@ Result<CorpusResult> EmbedCorpus(Engine& engine, const CorpusOptions& o) {
       std::string bad;
       if (!got.ok()) {
         if (got.status().code() != StatusCode::kOutOfRange) return got.status();
+        if (o.on_error == CorpusOptions::OnError::kStop) return got.status();  // names the line and the limit
         bad = fmt::format("longer than {} bytes", o.max_text_bytes);
       } else if (!*got) {
         eof = true;
@@ -462,8 +451,12 @@ Result<CorpusResult> EmbedCorpus(Engine& engine, const CorpusOptions& o) {
           text = std::move(line);
         }
       } else if (bad.empty()) {
-        const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
-        if (j.is_discarded()) {
+        // Nesting is bounded before nlohmann sees the line (io/json_depth.h).
+        const Status depth = CheckJsonNesting(line);
+        const json j = depth.ok() ? json::parse(line, nullptr, /*allow_exceptions=*/false) : json();
+        if (!depth.ok()) {
+          bad = fmt::format("not valid JSON ({})", depth.message());
+        } else if (j.is_discarded()) {
           bad = tokenizer_internal::IsValidUtf8(line) ? "not valid JSON" : "not valid UTF-8";
         } else if (j.is_string()) {
           if (with_ids) {
@@ -495,7 +488,7 @@ Result<CorpusResult> EmbedCorpus(Engine& engine, const CorpusOptions& o) {
       }
       if (!bad.empty()) {
         if (o.on_error == CorpusOptions::OnError::kStop) {
-          return InvalidArgument("{} line {}: {} (--on-error skip skips such rows)", in_name, row, bad);
+          return InvalidArgument("{}: line {}: {} (--on-error skip skips such rows)", in_name, row, bad);
         }
         ++state.skipped;
         if (o.on_bad_row) o.on_bad_row(row, bad);
@@ -527,7 +520,7 @@ Result<CorpusResult> EmbedCorpus(Engine& engine, const CorpusOptions& o) {
         const size_t p = static_cast<size_t>(report.failed_text);
         const uint64_t row = rows[order[p]];
         if (o.on_error == CorpusOptions::OnError::kStop) {
-          return InvalidArgument("{} line {}: {}", in_name, row, report.failed_reason);
+          return InvalidArgument("{}: line {}: {}", in_name, row, report.failed_reason);
         }
         ++state.skipped;
         if (o.on_bad_row) o.on_bad_row(row, report.failed_reason);
@@ -618,6 +611,8 @@ Result<CorpusResult> EmbedCorpus(Engine& engine, const CorpusOptions& o) {
     }
   }
   if (!out.is_stdout()) {
+    out.CopyModeOf(o.output);
+    if (ids_file) ids.CopyModeOf(o.output + ".ids.jsonl");
     GEMBED_RETURN_IF_ERROR(out.Sync());
     GEMBED_RETURN_IF_ERROR(out.Close());
     if (ids_file) {

@@ -100,6 +100,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& path, const Engi
   using Clock = std::chrono::steady_clock;
   const Clock::time_point t_open = Clock::now();
   auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
+  GEMBED_RETURN_IF_ERROR(ValidateThreadCount(options.threads));
   auto impl = std::make_unique<Impl>();
   if (IsHfFolder(path)) {
     // A Hugging Face sentence-transformers folder (model/hf_model.h); the

@@ -19,6 +19,7 @@
 #include <numeric>
 
 #include "base/check.h"
+#include "io/atomic_file.h"
 #include "io/mmap.h"
 
 namespace gembed {
@@ -1108,43 +1109,24 @@ Status GgufWriter::ValidateMetadata() const {
 
 Status GgufWriter::WriteFile(const std::string& path) const {
   GEMBED_RETURN_IF_ERROR(ValidateMetadata().WithContext(path));
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) return IoError("{}: cannot create: {}", tmp, std::strerror(errno));
-  const auto fail = [&](const char* what) {
-    const int e = errno;
-    std::fclose(f);
-    std::remove(tmp.c_str());
-    return IoError("{}: {}: {}", tmp, what, std::strerror(e));
-  };
+  // A temporary file next to `path`, renamed over it once complete
+  // (io/atomic_file.h: never through a symbolic link, never over a device).
+  GEMBED_ASSIGN_OR_RETURN(AtomicFile f, AtomicFile::Create(path));
   const std::vector<uint8_t> header = HeaderBytes();
-  if (std::fwrite(header.data(), 1, header.size(), f) != header.size()) return fail("write failed");
+  GEMBED_RETURN_IF_ERROR(f.Write(header.data(), header.size()));
   // Tensors are streamed from their buffers rather than copied into one image.
   static constexpr uint8_t kZeros[256] = {};
   const uint64_t align = LayoutAlignment();
   for (const PendingTensor& t : tensors_) {
-    if (!t.bytes.empty() && std::fwrite(t.bytes.data(), 1, t.bytes.size(), f) != t.bytes.size())
-      return fail("write failed");
+    if (!t.bytes.empty()) GEMBED_RETURN_IF_ERROR(f.Write(t.bytes.data(), t.bytes.size()));
     uint64_t pad = AlignUp(t.bytes.size(), align) - t.bytes.size();
     while (pad > 0) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(pad, sizeof(kZeros)));
-      if (std::fwrite(kZeros, 1, n, f) != n) return fail("write failed");
+      GEMBED_RETURN_IF_ERROR(f.Write(kZeros, n));
       pad -= n;
     }
   }
-  if (std::fflush(f) != 0) return fail("flush failed");
-  if (::fsync(::fileno(f)) != 0) return fail("fsync failed");
-  if (std::fclose(f) != 0) {
-    const int e = errno;
-    std::remove(tmp.c_str());
-    return IoError("{}: close failed: {}", tmp, std::strerror(e));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    std::remove(tmp.c_str());
-    return IoError("cannot rename {} to {}: {}", tmp, path, std::strerror(e));
-  }
-  return Status::Ok();
+  return f.Commit();
 }
 
 }  // namespace gembed

@@ -230,7 +230,9 @@ class GgufWriter {
   Status AddTensor(const std::string& name, DType dtype, std::vector<int64_t> ne,
                    std::vector<uint8_t> bytes);
 
-  // Serialises to memory (tests) or to a file (written to path.tmp, then renamed).
+  // Serialises to memory (tests) or to a file (io/atomic_file.h: a new
+  // temporary file next to path, renamed over it; a target that is not a
+  // regular file is refused).
   std::vector<uint8_t> ToBytes() const;
   Status WriteFile(const std::string& path) const;
 

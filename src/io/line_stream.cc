@@ -36,9 +36,21 @@ Status LineStream::Fill() {
 
 Result<bool> LineStream::Next(std::string* line) {
   line->clear();
-  bool any = false;        // saw at least one byte of this line (or its terminator)
-  bool too_long = false;   // the line passed the limit: its bytes are dropped
-  uint64_t line_bytes = 0;
+  // Drop what is left of a line that was too long.
+  while (skipping_) {
+    if (pos_ == end_) {
+      if (eof_) return false;
+      GEMBED_RETURN_IF_ERROR(Fill());
+      if (pos_ == end_) return false;
+    }
+    const char* start = buf_.data() + pos_;
+    const void* nl = std::memchr(start, '\n', end_ - pos_);
+    const size_t take = nl ? static_cast<size_t>(static_cast<const char*>(nl) - start) + 1 : end_ - pos_;
+    pos_ += take;
+    offset_ += take;
+    if (nl) skipping_ = false;
+  }
+  bool any = false;  // saw at least one byte of this line (or its terminator)
   for (;;) {
     if (pos_ == end_) {
       if (eof_) break;
@@ -50,15 +62,23 @@ Result<bool> LineStream::Next(std::string* line) {
     const void* nl = std::memchr(start, '\n', avail);
     const size_t take = nl ? static_cast<size_t>(static_cast<const char*>(nl) - start) : avail;
     any = true;
-    line_bytes += take;
-    if (!too_long && line_bytes > max_line_bytes_ + 1) {  // +1: a '\r' that will be dropped
-      too_long = true;
-      line->clear();
-      line->shrink_to_fit();
-    }
-    if (!too_long) line->append(start, take);
+    line->append(start, take);
     pos_ += take;
     offset_ += take;
+    // +1: a '\r' before the newline is not part of the text.
+    if (line->size() > max_line_bytes_ + 1 || (nl && line->size() == max_line_bytes_ + 1 && line->back() != '\r')) {
+      ++line_number_;
+      line->clear();
+      line->shrink_to_fit();
+      if (nl) {
+        ++pos_;
+        ++offset_;
+      } else {
+        skipping_ = true;
+      }
+      return OutOfRange("{}: line {} is longer than {} bytes (the limit for one text)", name_, line_number_,
+                        max_line_bytes_);
+    }
     if (nl) {
       ++pos_;
       ++offset_;
@@ -67,8 +87,8 @@ Result<bool> LineStream::Next(std::string* line) {
   }
   if (!any) return false;
   ++line_number_;
-  if (!too_long && !line->empty() && line->back() == '\r') line->pop_back();
-  if (too_long || line->size() > max_line_bytes_) {
+  if (!line->empty() && line->back() == '\r') line->pop_back();
+  if (line->size() > max_line_bytes_) {  // max+1 bytes at the end of the input, without a newline
     line->clear();
     return OutOfRange("{}: line {} is longer than {} bytes (the limit for one text)", name_, line_number_,
                       max_line_bytes_);

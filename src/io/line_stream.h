@@ -27,8 +27,10 @@ class LineStream {
              uint64_t start_line = 0);
 
   // The next line into *line. Returns false at the end of the input.
-  // A line longer than max_line_bytes is kOutOfRange naming its number; the
-  // stream has then skipped past it, so the caller may go on with the next.
+  // A line longer than max_line_bytes is kOutOfRange naming its number, as
+  // soon as the limit is passed (an endless line, e.g. /dev/zero, fails at
+  // once); a later Next() first skips the rest of that line, so the caller
+  // may go on with the next one.
   // kIoError if reading fails (EISDIR: "... is a directory, not a file").
   Result<bool> Next(std::string* line);
 
@@ -44,6 +46,7 @@ class LineStream {
   std::vector<char> buf_;
   size_t pos_ = 0, end_ = 0;
   bool eof_ = false;
+  bool skipping_ = false;  // the rest of a too-long line is still to be dropped
   uint64_t offset_ = 0, line_number_ = 0;
 };
 

@@ -8,35 +8,22 @@
 #include <cerrno>
 #include <cstring>
 
+#include "io/file.h"
+
 namespace gembed {
 
 Result<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return IoError("{}: cannot open: {}", path, std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int e = errno;
-    ::close(fd);
-    return IoError("{}: cannot stat: {}", path, std::strerror(e));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return IoError("{}: not a regular file", path);
-  }
+  // RegularFile: a FIFO is refused instead of blocking in open(2).
+  GEMBED_ASSIGN_OR_RETURN(RegularFile file, RegularFile::Open(path));
   std::unique_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;
-  f->size_ = static_cast<uint64_t>(st.st_size);
+  f->size_ = file.size();
   if (f->size_ > 0) {
-    void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      const int e = errno;
-      ::close(fd);
-      return IoError("{}: cannot mmap: {}", path, std::strerror(e));
-    }
+    void* p = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, file.fd(), 0);
+    if (p == MAP_FAILED) return IoError("{}: cannot mmap: {}", path, std::strerror(errno));
     f->data_ = static_cast<const uint8_t*>(p);
   }
-  ::close(fd);  // the mapping keeps the file alive
-  return f;
+  return f;  // the mapping keeps the file alive after the descriptor closes
 }
 
 MappedFile::~MappedFile() {

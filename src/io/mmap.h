@@ -1,6 +1,8 @@
 // MappedFile: a read-only memory mapping of a whole file. Weights are used in
 // place from the mapping (zero copy); the OS pages them in on demand.
-// Errors (kIoError) read "<path>: cannot open: <reason>" and the like.
+// Errors (kIoError) read "<path>: cannot open: <reason>" and the like; only
+// regular files are mapped ("<path>: not a regular file (a FIFO)"), and a
+// FIFO is refused without blocking (io/file.h).
 // The mapping is private and read-only; as with any mmap, truncating the file
 // while it is mapped makes later reads fault (SIGBUS), so model files must not
 // be rewritten in place (GgufWriter::WriteFile writes a temp file and renames).

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "io/atomic_file.h"
 #include "io/mmap.h"
 
 namespace gembed {
@@ -701,21 +702,8 @@ std::vector<uint8_t> SafetensorsWriter::ToBytes() const {
 
 Status SafetensorsWriter::WriteFile(const std::string& path) const {
   const std::vector<uint8_t> bytes = ToBytes();
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) return IoError("{}: cannot create: {}", tmp, std::strerror(errno));
-  const size_t written = std::fwrite(bytes.data(), 1, bytes.size(), f);
-  const bool closed = std::fclose(f) == 0;
-  if (written != bytes.size() || !closed) {
-    std::remove(tmp.c_str());
-    return IoError("{}: write failed", tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    std::remove(tmp.c_str());
-    return IoError("{}: cannot rename to {}: {}", tmp, path, std::strerror(e));
-  }
-  return Status::Ok();
+  // io/atomic_file.h: a temporary file next to `path`, renamed over it.
+  return WriteFileAtomically(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 }  // namespace gembed

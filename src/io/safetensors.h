@@ -212,7 +212,8 @@ class SafetensorsWriter {
                    std::vector<uint8_t> bytes);
 
   std::vector<uint8_t> ToBytes() const;
-  // Writes path.tmp, then renames it to path.
+  // Writes a new temporary file next to path, then renames it over path
+  // (io/atomic_file.h; a target that is not a regular file is refused).
   Status WriteFile(const std::string& path) const;
 
  private:

@@ -5,12 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "base/log.h"
+#include "io/file.h"
 #include "io/gguf.h"
+#include "io/json_depth.h"
 #include "tokenizer/prompts.h"
 
 namespace gembed {
@@ -30,6 +31,9 @@ constexpr uint32_t kDefaultSwaPeriod = 6;  // Gemma3TextConfig._sliding_window_p
 // Parses `text` as one JSON object. nlohmann reports the byte offset of a
 // syntax error; exceptions stay inside this function.
 Result<Json> ParseObject(std::string_view text, const char* file) {
+  // Deeper nesting than any real config: refused before nlohmann builds it
+  // (dump() and copies of a value recurse once per level; io/json_depth.h).
+  GEMBED_RETURN_IF_ERROR(CheckJsonNesting(text).WithContext(file));
   Json j;
   try {
     j = Json::parse(text.begin(), text.end());
@@ -38,6 +42,14 @@ Result<Json> ParseObject(std::string_view text, const char* file) {
   }
   if (!j.is_object()) return CorruptFile("{}: expected a JSON object at the top level", file);
   return j;
+}
+
+// A value as JSON text for an error message: invalid UTF-8 in strings is
+// replaced (a plain dump() throws type_error 316 on it), long values are cut.
+std::string Quote(const Json& v) {
+  std::string s = v.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (s.size() > 200) s = s.substr(0, 200) + "...";
+  return s;
 }
 
 // Typed optional getters: absent or null -> nullopt; present with another
@@ -59,7 +71,7 @@ Result<std::optional<int64_t>> OptInt(const Json& o, const char* key, const char
       return std::optional<int64_t>(static_cast<int64_t>(d));
     }
   }
-  return CorruptFile("{}: \"{}\" must be an integer, got {}", file, key, v->dump());
+  return CorruptFile("{}: \"{}\" must be an integer, got {}", file, key, Quote(*v));
 }
 
 Result<std::optional<uint32_t>> OptU32(const Json& o, const char* key, const char* file) {
@@ -78,7 +90,7 @@ Result<uint32_t> ReqU32(const Json& o, const char* key, const char* file) {
 Result<std::optional<double>> OptNumber(const Json& o, const char* key, const char* file) {
   const Json* v = Member(o, key);
   if (v == nullptr) return std::optional<double>();
-  if (!v->is_number()) return CorruptFile("{}: \"{}\" must be a number, got {}", file, key, v->dump());
+  if (!v->is_number()) return CorruptFile("{}: \"{}\" must be a number, got {}", file, key, Quote(*v));
   const double d = v->get<double>();
   if (!std::isfinite(d)) return CorruptFile("{}: \"{}\" is not finite", file, key);
   return std::optional<double>(d);
@@ -87,14 +99,14 @@ Result<std::optional<double>> OptNumber(const Json& o, const char* key, const ch
 Result<std::optional<bool>> OptBool(const Json& o, const char* key, const char* file) {
   const Json* v = Member(o, key);
   if (v == nullptr) return std::optional<bool>();
-  if (!v->is_boolean()) return CorruptFile("{}: \"{}\" must be true or false, got {}", file, key, v->dump());
+  if (!v->is_boolean()) return CorruptFile("{}: \"{}\" must be true or false, got {}", file, key, Quote(*v));
   return std::optional<bool>(v->get<bool>());
 }
 
 Result<std::optional<std::string>> OptString(const Json& o, const char* key, const char* file) {
   const Json* v = Member(o, key);
   if (v == nullptr) return std::optional<std::string>();
-  if (!v->is_string()) return CorruptFile("{}: \"{}\" must be a string, got {}", file, key, v->dump());
+  if (!v->is_string()) return CorruptFile("{}: \"{}\" must be a string, got {}", file, key, Quote(*v));
   return std::optional<std::string>(v->get<std::string>());
 }
 
@@ -117,15 +129,12 @@ Result<std::string> ReadSmallTextFile(const std::string& path, uint64_t max_byte
   std::error_code ec;
   if (!fs::exists(path, ec)) return NotFound("{}: not found", path);
   if (fs::is_directory(path, ec)) return IoError("{}: is a folder, expected a file", path);
-  const auto size = fs::file_size(path, ec);
-  if (ec) return IoError("{}: cannot read its size ({})", path, ec.message());
-  if (size > max_bytes) return Unsupported("{}: {} bytes is too large for a configuration file", path, size);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return IoError("{}: cannot open", path);
-  std::string data(static_cast<size_t>(size), '\0');
-  in.read(data.data(), static_cast<std::streamsize>(size));
-  if (!in && size > 0) return IoError("{}: read failed", path);
-  return data;
+  // io/file.h: a FIFO or device is refused instead of blocking in open().
+  auto text = ReadRegularFile(path, max_bytes);
+  if (!text.ok() && text.status().code() == StatusCode::kOutOfRange) {
+    return Unsupported("{}: too large for a configuration file ({})", path, text.status().message());
+  }
+  return text;
 }
 
 Result<ModelConfig> ParseHfModelConfig(std::string_view text) {
@@ -228,12 +237,12 @@ Result<ModelConfig> ParseHfModelConfig(std::string_view text) {
       if (type == rs->end()) type = rs->find("type");
       plain = type != rs->end() && type->is_string() && type->get<std::string>() == "default";
     }
-    if (!plain) return Unsupported("{}: rope_scaling {} is not supported (null)", f, rs->dump());
+    if (!plain) return Unsupported("{}: rope_scaling {} is not supported (null)", f, Quote(*rs));
   }
   GEMBED_ASSIGN_OR_RETURN(auto attn_bias, OptBool(j, "attention_bias", f));
   if (attn_bias.value_or(false)) return Unsupported("{}: attention_bias true is not supported", f);
   if (const Json* cap = Member(j, "attn_logit_softcapping"); cap != nullptr) {
-    return Unsupported("{}: attn_logit_softcapping {} is not supported (null)", f, cap->dump());
+    return Unsupported("{}: attn_logit_softcapping {} is not supported (null)", f, Quote(*cap));
   }
 
   c.pooling = PoolingType::kMean;
@@ -244,6 +253,7 @@ Result<ModelConfig> ParseHfModelConfig(std::string_view text) {
 
 Result<std::vector<HfModuleEntry>> ParseHfModulesJson(std::string_view text) {
   constexpr const char* f = "modules.json";
+  GEMBED_RETURN_IF_ERROR(CheckJsonNesting(text).WithContext(f));
   Json j;
   try {
     j = Json::parse(text.begin(), text.end());
@@ -512,11 +522,11 @@ Result<HfPromptTable> HfPromptTableFromGguf(const GgufFile& gguf) {
 namespace {
 // A regular file that starts with the GGUF magic.
 bool LooksLikeGguf(const std::string& path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) return false;
-  std::ifstream in(path, std::ios::binary);
+  auto f = RegularFile::Open(path);  // never blocks on a FIFO
+  if (!f.ok()) return false;
   char magic[4] = {};
-  return in.read(magic, 4) && std::string_view(magic, 4) == "GGUF";
+  auto n = f->Read(magic, 4, path);
+  return n.ok() && *n == 4 && std::string_view(magic, 4) == "GGUF";
 }
 }  // namespace
 

@@ -168,7 +168,9 @@ Result<std::string> ResolveTaskPrompt(const HfPromptTable& folder, std::string_v
 // Folder names (file order), then the built-in names not already listed.
 std::vector<std::string> AvailableTaskNames(const HfPromptTable& folder);
 
-// Reads a whole (small) text file; kNotFound if it does not exist.
+// Reads a whole (small) text file; kNotFound if it does not exist, kIoError
+// for a folder or anything else that is not a regular file (a FIFO is refused,
+// not waited on), kUnsupported above max_bytes.
 Result<std::string> ReadSmallTextFile(const std::string& path, uint64_t max_bytes = 64u << 20);
 
 }  // namespace gembed

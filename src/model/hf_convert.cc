@@ -5,10 +5,13 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "base/half.h"
+#include "base/thread_pool.h"
+#include "io/atomic_file.h"
 #include "io/gguf.h"
 #include "model/hf_config.h"
 #include "model/hf_model.h"
@@ -74,7 +77,14 @@ Result<std::vector<uint8_t>> Encode(const TensorView& view, DType dtype, int thr
     }
   };
   std::vector<std::thread> pool;
-  for (int t = 1; t < n; ++t) pool.emplace_back(work, t);
+  try {
+    for (int t = 1; t < n; ++t) pool.emplace_back(work, t);
+  } catch (const std::system_error& e) {
+    // The OS refused a thread: join those started (a joinable std::thread
+    // must not be destroyed) and report it.
+    for (auto& th : pool) th.join();
+    return Status(StatusCode::kResourceExhausted, fmt::format("cannot start an encoding thread: {}", e.what()));
+  }
   work(0);
   for (auto& th : pool) th.join();
   for (const Status& s : status) GEMBED_RETURN_IF_ERROR(s);
@@ -89,6 +99,8 @@ Result<HfConvertStats> ConvertHfFolderToGguf(const std::string& folder, const st
   if (type != DType::kF32 && type != DType::kF16 && type != DType::kBF16 && type != DType::kQ8_0) {
     return InvalidArgument("output type {} is not one of f32, f16, bf16, q8_0", DTypeName(type));
   }
+  GEMBED_RETURN_IF_ERROR(ValidateThreadCount(options.threads));
+  GEMBED_RETURN_IF_ERROR(CheckWritableTarget(out_path));  // before the work, not after
   GEMBED_ASSIGN_OR_RETURN(std::unique_ptr<HfModel> model, HfModel::Open(folder));
   GEMBED_ASSIGN_OR_RETURN(Vocab vocab, model->ReadVocab());
   const ModelConfig& c = model->config();
@@ -106,8 +118,7 @@ Result<HfConvertStats> ConvertHfFolderToGguf(const std::string& folder, const st
       }
     }
   }
-  const int threads =
-      options.threads > 0 ? options.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int threads = ResolveThreadCount(options.threads);
 
   GgufWriter w;
   WriteArchKeys(c, w);  // general.architecture first, then gemma-embedding.*

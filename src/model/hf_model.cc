@@ -146,6 +146,14 @@ Status HfModel::BindWeights() {
       transformer_->Find("model.embed_tokens.weight") != nullptr) {
     prefix = "model.";
   }
+  // num_hidden_layers must match the layers.N. tensors exactly (extra
+  // layers would otherwise be ignored and the model run with fewer).
+  {
+    std::vector<std::string_view> names;
+    for (const SafetensorsModel::Entry& e : transformer_->tensors()) names.push_back(e.info->name);
+    Status layers = CheckLayerTensors(c, names, prefix + "layers.", "config.json num_hidden_layers");
+    if (!layers.ok()) return layers.WithContext(folder_ + ": model.safetensors");
+  }
   std::set<std::string, std::less<>> used;
   bool first_matrix = true;
   Status st = ForEachTensor(c, weights_, [&](const TensorSpec& s, TensorView& slot) -> Status {

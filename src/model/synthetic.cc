@@ -7,6 +7,7 @@
 #include "base/half.h"
 #include "base/log.h"
 #include "base/thread_pool.h"
+#include "io/atomic_file.h"
 #include "io/gguf.h"
 #include "kernels/reference.h"
 #include "tokenizer/vocab.h"
@@ -177,6 +178,8 @@ Result<std::vector<uint8_t>> EncodeTensor(const float* v, int64_t cols, int64_t 
 
 Status WriteSyntheticModel(const std::string& path, const std::string& tokenizer_json,
                            const SyntheticOptions& o) {
+  GEMBED_RETURN_IF_ERROR(ValidateThreadCount(o.threads));
+  GEMBED_RETURN_IF_ERROR(CheckWritableTarget(path));  // before the work, not after
   if (o.dtype != DType::kF32 && o.dtype != DType::kF16 && o.dtype != DType::kBF16 && o.dtype != DType::kQ8_0) {
     return InvalidArgument("type {} is not one of f32, f16, bf16, q8_0", DTypeName(o.dtype));
   }

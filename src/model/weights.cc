@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <optional>
 #include <set>
+#include <string_view>
 
 #include "base/log.h"
 #include "io/gguf.h"
@@ -30,6 +32,42 @@ std::string ShapeString(const std::array<int64_t, kMaxDims>& ne, int n_dims) {
 }
 
 }  // namespace
+
+std::optional<uint64_t> LayerIndexOf(std::string_view name, std::string_view prefix) {
+  if (name.substr(0, prefix.size()) != prefix) return std::nullopt;
+  size_t i = prefix.size();
+  uint64_t n = 0;
+  const size_t digits_begin = i;
+  while (i < name.size() && name[i] >= '0' && name[i] <= '9') {
+    // Saturate: any index past uint32 is "too large" all the same.
+    n = n > (uint64_t{1} << 40) ? n : n * 10 + static_cast<uint64_t>(name[i] - '0');
+    ++i;
+  }
+  if (i == digits_begin || i >= name.size() || name[i] != '.') return std::nullopt;
+  return n;
+}
+
+Status CheckLayerTensors(const ModelConfig& config, const std::vector<std::string_view>& names,
+                         std::string_view prefix, std::string_view count_key) {
+  std::vector<bool> seen(config.n_layer, false);
+  for (std::string_view n : names) {
+    const std::optional<uint64_t> il = LayerIndexOf(n, prefix);
+    if (!il) continue;
+    if (*il >= config.n_layer) {
+      return CorruptFile("tensor {} belongs to layer {}, but {} is {}: the file has more layers than it declares",
+                         n, *il, count_key, config.n_layer);
+    }
+    seen[static_cast<size_t>(*il)] = true;
+  }
+  for (uint32_t il = 0; il < config.n_layer; ++il) {
+    if (!seen[il]) {
+      return CorruptFile("{} is {} but the file has no tensors for layer {} ({}{}.*): it declares more layers "
+                         "than it has",
+                         count_key, config.n_layer, il, prefix, il);
+    }
+  }
+  return Status::Ok();
+}
 
 bool DTypeAllowedForRole(TensorRole role, DType dtype) {
   switch (role) {
@@ -89,6 +127,13 @@ std::vector<TensorSpec> TensorSpecs(const ModelConfig& config) {
 }
 
 Result<ModelWeights> BindWeights(const ModelConfig& config, const GgufFile& file) {
+  // block_count must match the blk.N. tensors exactly: a file with fewer
+  // declared layers than tensors would otherwise run without the extra ones
+  // (llama.cpp refuses it: "wrong number of tensors").
+  std::vector<std::string_view> names;
+  names.reserve(file.tensors().size());
+  for (const GgufTensorInfo& t : file.tensors()) names.push_back(t.name);
+  GEMBED_RETURN_IF_ERROR(CheckLayerTensors(config, names, "blk.", ArchKey("block_count")));
   ModelWeights w;
   std::set<std::string, std::less<>> known;
   Status st = ForEachTensor(config, w, [&](const TensorSpec& s, TensorView& slot) -> Status {

@@ -9,7 +9,9 @@
 
 #include <array>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -74,8 +76,22 @@ std::vector<TensorSpec> TensorSpecs(const ModelConfig& config);
 // Binds views into `file` (which must outlive the weights) and checks every
 // tensor: presence, shape, dtype allowed for its role. Tensors the
 // architecture allows but gembed does not run (fused attn_qkv, biases) are
-// rejected with kUnsupported; unknown extra tensors are logged and ignored.
+// rejected with kUnsupported; blk.N. tensors must match block_count
+// (CheckLayerTensors, kCorruptFile); other unknown tensors are logged and
+// ignored.
 Result<ModelWeights> BindWeights(const ModelConfig& config, const GgufFile& file);
+
+// The layer index N of a tensor named "<prefix>N.<rest>" ("blk.3.attn_q.weight"
+// with prefix "blk."), or nullopt when the name has another form. Indices too
+// large for uint32 come back as some value >= 2^32.
+std::optional<uint64_t> LayerIndexOf(std::string_view name, std::string_view prefix);
+
+// The per-layer tensors of a file must match its declared layer count
+// exactly: kCorruptFile when a tensor names a layer >= config.n_layer, or
+// when a layer in [0, n_layer) has no tensor at all. `count_key` names the
+// declaration in messages ("gemma-embedding.block_count").
+Status CheckLayerTensors(const ModelConfig& config, const std::vector<std::string_view>& names,
+                         std::string_view prefix, std::string_view count_key);
 
 // The dtypes a tensor of this role may have in a file gembed runs.
 bool DTypeAllowedForRole(TensorRole role, DType dtype);

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 
+#include "io/file.h"
 #include "io/gguf.h"
 #include "tokenizer/piece_table.h"
 #include "tokenizer/special_matcher.h"
@@ -149,9 +149,9 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const GgufFile& gguf) {
 Result<std::unique_ptr<Tokenizer>> Tokenizer::FromFile(const std::string& path) {
   char magic[4] = {};
   {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return IoError("cannot open '{}'", path);
-    in.read(magic, 4);
+    // io/file.h: only a regular file; a FIFO is refused instead of blocking.
+    GEMBED_ASSIGN_OR_RETURN(RegularFile in, RegularFile::Open(path));
+    GEMBED_RETURN_IF_ERROR(in.Read(magic, 4, path).status());
   }
   if (std::memcmp(magic, "GGUF", 4) == 0) {
     GEMBED_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> gguf, GgufFile::Open(path));

@@ -11,7 +11,8 @@
 //   sentence_bert    -> max_seq_length >= 2 when present;
 //   prompt table     -> every name resolves to its own prefix, and the
 //                       default name (if any) is one of the names.
-// Seeds: tests/fuzz/seeds/fuzz_hf_config (selector byte + a valid file each).
+// Seeds: tests/fuzz/seeds/fuzz_hf_config (selector byte + a valid file each;
+// 6_ and 7_ nest far deeper than the 64-level limit, see io/json_depth.h).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

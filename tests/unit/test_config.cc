@@ -277,6 +277,54 @@ TEST(ConfigTest, MissingTensors) {
   }
 }
 
+// block_count must describe the blk.N. tensors exactly. A file whose
+// block_count is lower than its layers would otherwise run with fewer layers
+// and exit 0 (llama.cpp refuses it: "wrong number of tensors").
+TEST(ConfigTest, BlockCountMustMatchTheLayerTensors) {
+  // 7 layers of tensors, block_count 6 (the keys of a 6-layer config).
+  ModelConfig seven = SmallConfig();
+  seven.n_layer = 7;
+  seven.layer_is_sliding = {true, true, true, true, true, false, true};
+  FileOptions extra;
+  for (TensorSpec s : TensorSpecs(seven)) {
+    if (s.layer == 6) extra.extra_tensors.push_back({s.name, std::vector<int64_t>(s.ne.begin(), s.ne.begin() + s.n_dims)});
+  }
+  ASSERT_EQ(extra.extra_tensors.size(), 13u);
+  ExpectError(Build(SmallConfig(), extra), StatusCode::kCorruptFile, "belongs to layer 6, but gemma-embedding.block_count is 6");
+  // One stray tensor of a layer past the end is enough.
+  FileOptions one;
+  one.extra_tensors = {{"blk.6.attn_norm.weight", {64}}};
+  ExpectError(Build(SmallConfig(), one), StatusCode::kCorruptFile, "blk.6.attn_norm.weight belongs to layer 6");
+  FileOptions far;
+  far.extra_tensors = {{"blk.99999999999999999999.ffn_up.weight", {64}}};
+  ExpectError(Build(SmallConfig(), far), StatusCode::kCorruptFile, "more layers than it declares");
+
+  // block_count 7, tensors for layers 0..5 only.
+  FileOptions missing;
+  for (TensorSpec s : TensorSpecs(seven)) {
+    if (s.layer == 6) missing.omit_tensors.insert(s.name);
+  }
+  ExpectError(Build(seven, missing), StatusCode::kCorruptFile,
+              "gemma-embedding.block_count is 7 but the file has no tensors for layer 6 (blk.6.*)");
+
+  // Names that only look like layer tensors are not layers (logged, ignored).
+  FileOptions odd;
+  odd.extra_tensors = {{"blk.x.ffn_up.weight", {64}}, {"blk.6", {64}}, {"blk..weight", {64}}};
+  BuiltFile ok = Build(SmallConfig(), odd);
+  EXPECT_TRUE(Load(*ok.file).ok());
+}
+
+TEST(ConfigTest, LayerIndexOf) {
+  EXPECT_EQ(LayerIndexOf("blk.0.attn_q.weight", "blk."), 0u);
+  EXPECT_EQ(LayerIndexOf("blk.23.ffn_up.weight", "blk."), 23u);
+  EXPECT_EQ(LayerIndexOf("model.layers.5.mlp.up_proj.weight", "model.layers."), 5u);
+  EXPECT_GE(*LayerIndexOf("blk.99999999999999999999999.x", "blk."), uint64_t{1} << 32);
+  EXPECT_FALSE(LayerIndexOf("blk.x.attn_q.weight", "blk."));
+  EXPECT_FALSE(LayerIndexOf("blk.3", "blk."));
+  EXPECT_FALSE(LayerIndexOf("blk..weight", "blk."));
+  EXPECT_FALSE(LayerIndexOf("token_embd.weight", "blk."));
+}
+
 TEST(ConfigTest, DtypeNotAllowedForRole) {
   FileOptions o;
   o.edit_tensor = [](TensorSpec& s, DType& d) {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <numeric>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -202,35 +203,128 @@ TEST(ThreadPool, ChunkOrderedReductionIsBitIdenticalAcrossThreadCounts) {
   }
 }
 
-// A worker stuck inside a chunk (here: sleeping 5 ms, like a descheduled
-// thread) makes the caller wait far longer than it worked: the pool notices
-// and runs the next jobs on the caller alone for a while, still correctly.
+// The oversubscription guard, made deterministic with the pool's test hooks:
+// a fake clock that only the test advances, and a hook that runs when the
+// caller has claimed its last chunk while the worker still runs one. The job
+// has 2 chunks; the caller's chunk waits until the worker has claimed the
+// other (so each thread runs exactly one, whatever the scheduler does), and
+// the worker's chunk waits until the hook has moved the fake clock 1 s on:
+// the caller "waited" 1 s for a worker after 0 ns of its own work, which is
+// a stall. No real time is measured, so a loaded host cannot change the
+// outcome; the waits have a 60 s deadline only so a bug fails instead of
+// hanging.
+struct FakeClock {
+  std::atomic<int64_t> now{1'000'000'000};
+  std::atomic<bool> worker_started{false}, release_worker{false};
+  std::atomic<bool> armed{true};  // the hook acts in the first job only
+  static int64_t Now(void* self) { return static_cast<FakeClock*>(self)->now.load(); }
+  static void AfterDrain(void* self) {
+    auto* c = static_cast<FakeClock*>(self);
+    if (!c->armed.exchange(false)) return;  // later jobs: no fake waiting
+    c->now.fetch_add(1'000'000'000);       // the caller waits "1 s" from here on
+    c->release_worker.store(true);
+  }
+};
+
+bool WaitFor(const std::atomic<bool>& flag) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!flag.load()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
 TEST(ThreadPool, StalledWorkerSwitchesToSoloMode) {
   ThreadPool pool(2);
-  int attempts = 0;
-  while (pool.stalls() == 0 && attempts++ < 50) {
-    std::atomic<int> n{0};
-    pool.ParallelChunks(64, [&](int64_t, int t) {
-      if (t != 0) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      } else {  // ~20 us of work per caller chunk, so the worker gets to claim one
-        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
-        while (std::chrono::steady_clock::now() < until) {
-        }
-      }
-      n.fetch_add(1);
-    });
-    ASSERT_EQ(n.load(), 64);
-  }
-  ASSERT_GT(pool.stalls(), 0) << "the worker never took a chunk in 50 jobs";
-  const int64_t solo_before = pool.solo_jobs();
-  std::vector<std::atomic<int>> hits(16);
-  pool.ParallelChunks(16, [&](int64_t c, int t) {
-    EXPECT_EQ(t, 0);  // solo: the caller runs everything
-    hits[static_cast<size_t>(c)].fetch_add(1);
+  FakeClock clock;
+  pool.SetTestHooks({&FakeClock::Now, &FakeClock::AfterDrain, &clock});
+  std::atomic<int> ran_by_caller{0}, ran_by_worker{0};
+  std::atomic<bool> timed_out{false};
+  pool.ParallelChunks(2, [&](int64_t, int t) {
+    if (t == 0) {
+      ++ran_by_caller;
+      if (!WaitFor(clock.worker_started)) timed_out = true;
+    } else {
+      ++ran_by_worker;
+      clock.worker_started = true;
+      if (!WaitFor(clock.release_worker)) timed_out = true;
+    }
   });
+  ASSERT_FALSE(timed_out.load());
+  EXPECT_EQ(ran_by_caller.load(), 1);
+  EXPECT_EQ(ran_by_worker.load(), 1);
+  EXPECT_EQ(pool.stalls(), 1);
+
+  // Solo mode: the clock has not moved, so the next jobs run on the caller.
+  for (int job = 0; job < 3; ++job) {
+    const int64_t solo_before = pool.solo_jobs();
+    std::vector<std::atomic<int>> hits(16);
+    pool.ParallelChunks(16, [&](int64_t c, int t) {
+      EXPECT_EQ(t, 0);  // solo: the caller runs everything
+      hits[static_cast<size_t>(c)].fetch_add(1);
+    });
+    for (auto& h : hits) EXPECT_EQ(h.load(), 1);
+    EXPECT_EQ(pool.solo_jobs(), solo_before + 1);
+  }
+
+  // Once kSoloNs have passed, jobs are parallel again (not solo), and a job
+  // whose caller does not wait for anyone is no stall.
+  clock.now.fetch_add(ThreadPool::kSoloNs + 1);
+  const int64_t solo_before = pool.solo_jobs();
+  std::vector<std::atomic<int>> hits(64);
+  pool.ParallelChunks(64, [&](int64_t c, int) { hits[static_cast<size_t>(c)].fetch_add(1); });
   for (auto& h : hits) EXPECT_EQ(h.load(), 1);
-  EXPECT_EQ(pool.solo_jobs(), solo_before + 1);
+  EXPECT_EQ(pool.solo_jobs(), solo_before);
+  EXPECT_EQ(pool.stalls(), 1);
+}
+
+// A caller that waits for a worker no longer than it worked itself is not a
+// stall, however long in absolute terms (imbalance, not a descheduled worker).
+TEST(ThreadPool, WaitShorterThanOwnWorkIsNoStall) {
+  ThreadPool pool(2);
+  FakeClock clock;
+  std::atomic<bool> caller_done{false};
+  // The caller's chunk advances the clock by 2 s (its own work); the hook
+  // then adds only 1 s of waiting.
+  pool.SetTestHooks({&FakeClock::Now, &FakeClock::AfterDrain, &clock});
+  std::atomic<bool> timed_out{false};
+  pool.ParallelChunks(2, [&](int64_t, int t) {
+    if (t == 0) {
+      if (!WaitFor(clock.worker_started)) timed_out = true;
+      clock.now.fetch_add(2'000'000'000);
+    } else {
+      clock.worker_started = true;
+      if (!WaitFor(clock.release_worker)) timed_out = true;
+    }
+  });
+  ASSERT_FALSE(timed_out.load());
+  EXPECT_EQ(pool.stalls(), 0);
+  const int64_t solo_before = pool.solo_jobs();
+  std::atomic<int> n{0};
+  pool.ParallelChunks(8, [&](int64_t, int) { n.fetch_add(1); });
+  EXPECT_EQ(n.load(), 8);
+  EXPECT_EQ(pool.solo_jobs(), solo_before);
+}
+
+// The bound every face applies to a requested thread count.
+TEST(ThreadCount, ValidateRefusesAbsurdCounts) {
+  const int max = MaxThreadCount();
+  EXPECT_GE(max, kThreadsPerCoreLimit);
+  EXPECT_LE(max, kMaxThreadsLimit);
+  EXPECT_EQ(max, std::min<int>(kMaxThreadsLimit,
+                               kThreadsPerCoreLimit * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))));
+  for (int ok : {-5, 0, 1, 2, max}) EXPECT_TRUE(ValidateThreadCount(ok).ok()) << ok;
+  for (int bad : {max + 1, 10000, 50000, 2147483647}) {
+    const Status s = ValidateThreadCount(bad);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find(std::to_string(bad) + " threads is too many: at most " + std::to_string(max)),
+              std::string::npos)
+        << s.message();
+  }
+  EXPECT_EQ(ResolveThreadCount(3), 3);
+  EXPECT_EQ(ResolveThreadCount(2147483647), kMaxThreadsLimit);
+  EXPECT_GE(ResolveThreadCount(0), 1);
 }
 
 TEST(ThreadPool, DestroyWhileIdleAndAfterSleeping) {

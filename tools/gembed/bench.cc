@@ -56,6 +56,13 @@ struct BenchArgs {
   double grid_budget_tokens = 32768;  // grid: skip cells with more tokens per call
 };
 
+// --batch, --repeat and tokens-per-call limits, and the grid's smallest
+// cell (12 tokens x batch 1).
+constexpr int kMaxBatch = 65536;
+constexpr int kMaxRepeat = 1'000'000;
+constexpr int64_t kMaxTokensPerCall = int64_t{1} << 24;
+constexpr int kSmallestGridCell = 12;
+
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "gembed bench: %s\n", msg.c_str());
   return 1;
@@ -210,11 +217,18 @@ void PrintProfile(const nlohmann::json& p) {
 int RunBench(const BenchArgs& a) {
   const auto precision = PrecisionFromName(a.precision);
   if (!precision) return Fail(fmt::format("unknown --precision '{}' (fast, high)", a.precision));
-  if (a.batch < 1) return Fail("--batch must be >= 1");
-  if (a.repeat < 0) return Fail("--repeat must be >= 0");
+  // Bounds keep every size below in range and memory finite: B texts of N
+  // ids each are built up front, and one timing is kept per repeat.
+  if (a.batch < 1 || a.batch > kMaxBatch) return Fail(fmt::format("--batch must be in [1, {}]", kMaxBatch));
+  if (a.repeat < 0 || a.repeat > kMaxRepeat) return Fail(fmt::format("--repeat must be in [0, {}]", kMaxRepeat));
   if (a.tokens != 0 && !a.input.empty()) return Fail("--tokens and --input cannot be used together");
 
   const bool grid = a.tokens == 0 && a.input.empty();
+  if (grid && !(std::isfinite(a.grid_budget_tokens) && a.grid_budget_tokens >= kSmallestGridCell)) {
+    return Fail(fmt::format("--grid-budget must be a number of tokens >= {} (the smallest grid cell, {} tokens x "
+                            "batch 1); {} would skip every cell",
+                            kSmallestGridCell, kSmallestGridCell, a.grid_budget_tokens));
+  }
   const std::vector<int> thread_list = grid && a.threads == 0 ? std::vector<int>{1, 2} : std::vector<int>{a.threads};
 
   nlohmann::json out = {{"model", a.model}, {"precision", a.precision}};
@@ -243,6 +257,10 @@ int RunBench(const BenchArgs& a) {
         for (int b : {1, 8, 64}) cells.emplace_back(n, b);
     } else if (a.input.empty()) {
       if (a.tokens < 2 || a.tokens > ctx) return Fail(fmt::format("--tokens must be in [2, {}]", ctx));
+      if (int64_t{a.tokens} * a.batch > kMaxTokensPerCall) {
+        return Fail(fmt::format("--tokens {} x --batch {} is more than {} tokens per call", a.tokens, a.batch,
+                                kMaxTokensPerCall));
+      }
       cells.emplace_back(a.tokens, a.batch);
     } else {
       cells.emplace_back(0, 0);
@@ -264,8 +282,8 @@ int RunBench(const BenchArgs& a) {
       } else {
         if (grid && static_cast<double>(n) * b > a.grid_budget_tokens) {
           skipped.push_back({{"tokens", n}, {"batch", b}, {"threads", threads},
-                             {"reason", fmt::format("{} tokens per call > grid budget {}", n * b,
-                                                    static_cast<int64_t>(a.grid_budget_tokens))}});
+                             {"reason", fmt::format("{} tokens per call > grid budget {}", int64_t{n} * b,
+                                                    a.grid_budget_tokens)}});
           continue;
         }
         seqs.assign(static_cast<size_t>(b), SyntheticIds(e, n));
@@ -301,7 +319,9 @@ int RunBench(const BenchArgs& a) {
     out["skipped"] = skipped;
   }
   if (a.json) {
-    std::printf("%s\n", out.dump().c_str());
+    // The model path (and so the JSON) may hold bytes that are not UTF-8:
+    // they become U+FFFD instead of a type_error 316 exception.
+    std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::printf("model %s (%s, %s, precision %s, %.1f MiB packed)\n", a.model.c_str(),
                 out["model_type"].get<std::string>().c_str(), out["isa"].get<std::string>().c_str(),
@@ -326,7 +346,8 @@ Command MakeBenchCommand(CLI::App& root) {
   app->add_option("--model", a->model, "EmbeddingGemma .gguf file")->required();
   app->add_option("--tokens", a->tokens, "Tokens per text, BOS and EOS included (omit for the grid)");
   app->add_option("--batch", a->batch, "Texts per call (default 1)");
-  app->add_option("--threads", a->threads, "Compute threads (default: all cores; the grid runs 1 and 2)");
+  app->add_option("--threads", a->threads, "Compute threads (default: all cores; the grid runs 1 and 2)")
+      ->check(ThreadCountValidator());
   app->add_option("--repeat", a->repeat, "Timed calls after the warm-up (default 10; grid/--input: ~2 s, 3..10)");
   app->add_option("--input", a->input, "Time embedding the texts of this file (one per line) instead");
   app->add_flag("--no-strip", a->no_strip,

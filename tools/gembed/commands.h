@@ -6,9 +6,33 @@
 
 #include <CLI/CLI.hpp>
 
+#include <charconv>
+#include <cstdint>
 #include <functional>
+#include <string>
+
+#include "base/thread_pool.h"
 
 namespace gembed::cli {
+
+// CLI11 check for every --threads option: the bound of ValidateThreadCount
+// (base/thread_pool.h), reported as a usage error before any work:
+//   "--threads: 50000 threads is too many: at most 8 (...)"
+inline CLI::Validator ThreadCountValidator() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        int64_t n = 0;
+        const char* end = value.data() + value.size();
+        const auto [ptr, ec] = std::from_chars(value.data(), end, n);
+        if (ec == std::errc::result_out_of_range && ptr == end && value[0] != '-') {
+          return "'" + value + "' threads is too many: at most " + std::to_string(MaxThreadCount());
+        }
+        if (ec != std::errc() || ptr != end) return {};  // not a number: CLI11's conversion reports it
+        const Status st = ValidateThreadCount(n);
+        return st.ok() ? std::string() : st.message();
+      },
+      "", "thread count");
+}
 
 struct Command {
   CLI::App* app;

@@ -26,7 +26,7 @@ Command MakeConvertCommand(CLI::App& root) {
                                      "norms stay f32")
       ->capture_default_str();
   app->add_option("--name", a->name, "general.name (default: the folder's name)");
-  app->add_option("--threads", a->threads, "Encoding threads (default: all cores)");
+  app->add_option("--threads", a->threads, "Encoding threads (default: all cores)")->check(ThreadCountValidator());
 
   return {app, [a] {
             const auto dtype = DTypeFromName(a->type);

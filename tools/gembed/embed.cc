@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "corpus/corpus.h"
 #include "engine/engine.h"
+#include "io/atomic_file.h"
 
 namespace gembed::cli {
 namespace {
@@ -77,6 +78,10 @@ int RunEmbed(const EmbedArgs& a) {
   co.embed.truncate = !a.no_truncate;
   co.embed.strip = !a.no_strip;
 
+  // A bad --output is refused before the model is loaded (io/atomic_file.h's rule).
+  if (!a.output.empty() && a.output != "-") {
+    if (const Status st = CheckWritableTarget(a.output); !st.ok()) return Fail(fmt::format("--output: {}", st.message()));
+  }
   EngineOptions eopts;
   eopts.threads = a.threads;
   const auto precision = PrecisionFromName(a.precision);
@@ -136,9 +141,9 @@ int RunEmbed(const EmbedArgs& a) {
     if (!a.output.empty() && a.output != "-" && ::access(CorpusResumePath(a.output).c_str(), F_OK) == 0) {
       return Fail(fmt::format("{}\ngembed embed: the output so far is in {} ({}): --resume continues with the "
                               "same arguments and input",
-                              result.status().ToString(), CorpusPartialPath(a.output), CorpusResumePath(a.output)));
+                              result.status().message(), CorpusPartialPath(a.output), CorpusResumePath(a.output)));
     }
-    return Fail(result.status().ToString());
+    return Fail(result.status().message());
   }
   if (result->resumed_rows > 0) {
     std::fprintf(stderr, "gembed embed: resumed after row %llu of an interrupted run\n",
@@ -202,7 +207,7 @@ Command MakeEmbedCommand(CLI::App& root) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{64} << 20));
   app->add_flag("--progress", a->progress, "Show progress even when stderr is not a terminal");
   app->add_flag("--no-progress", a->no_progress, "Never show progress");
-  app->add_option("--threads", a->threads, "Compute threads (default: all cores)");
+  app->add_option("--threads", a->threads, "Compute threads (default: all cores)")->check(ThreadCountValidator());
   app->add_option("--precision", a->precision,
                   "Q8_0 arithmetic: fast (int8 activations, like llama.cpp; default) or high (fp32 "
                   "activations, weights widened to fp32: ~4x weight memory, slower)");

@@ -1,35 +1,31 @@
 #include "input.h"
 
-#include <fstream>
-#include <iostream>
-#include <sstream>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace gembed::cli {
 
-std::vector<std::string> SplitLines(const std::string& data) {
-  std::vector<std::string> lines;
-  size_t start = 0;
-  while (start < data.size()) {
-    size_t end = data.find('\n', start);
-    if (end == std::string::npos) end = data.size();
-    std::string line = data.substr(start, end - start);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(std::move(line));
-    start = end + 1;
+Result<std::vector<std::string>> ReadInputLines(const std::string& path, const LineLimits& limits) {
+  if (path.empty() || path == "-") return ReadLinesFromFd(STDIN_FILENO, "standard input", limits);
+  const std::string name = fmt::format("--input '{}'", path);
+  // Not O_NONBLOCK: a FIFO or a pipe (`--input <(cmd)`) is a fine input.
+  int fd;
+  do {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return NotFound("cannot open {}: {}", name, std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    return IoError("{} is a directory, not a file", name);
   }
+  auto lines = ReadLinesFromFd(fd, name, limits);
+  ::close(fd);
   return lines;
-}
-
-Result<std::vector<std::string>> ReadInputLines(const std::string& path) {
-  std::ostringstream ss;
-  if (path.empty() || path == "-") {
-    ss << std::cin.rdbuf();
-  } else {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return NotFound("cannot open --input '{}'", path);
-    ss << in.rdbuf();
-  }
-  return SplitLines(ss.str());
 }
 
 }  // namespace gembed::cli

@@ -36,7 +36,7 @@ Command MakeSynthCommand(CLI::App& root) {
   app->add_option("--head-dim", a->head_dim, "Head dimension (default 256, tiny 64)");
   app->add_flag("--dense,!--no-dense", a->dense, "Write the Dense head dense_2/dense_3 (default: yes)");
   app->add_flag("--vocab-only", a->vocab_only, "Write metadata and vocabulary only, no tensors");
-  app->add_option("--threads", a->threads, "Generation threads (default: all cores)");
+  app->add_option("--threads", a->threads, "Generation threads (default: all cores)")->check(ThreadCountValidator());
 
   return {app, [a] {
             SyntheticOptions o = a->tiny ? SyntheticOptions::Tiny() : SyntheticOptions();

@@ -32,6 +32,7 @@
 
 #include "commands.h"
 #include "io/gguf.h"
+#include "io/json_depth.h"
 #include "tokenizer/strip.h"
 #include "tokenizer/tokenizer.h"
 
@@ -98,7 +99,10 @@ int Run(const TokenizeOptions& opt) {
     out.clear();
     if (opt.decode) {
       ids.clear();
-      nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      // The nesting check keeps "[[[[..." from reaching nlohmann (io/json_depth.h).
+      nlohmann::json j = CheckJsonNesting(line).ok()
+                             ? nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false)
+                             : nlohmann::json();
       bool ok = j.is_array();
       if (ok) {
         for (const auto& e : j) {
@@ -123,7 +127,9 @@ int Run(const TokenizeOptions& opt) {
       std::string text_storage;
       std::string_view text;
       if (opt.jsonl) {
-        nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+        nlohmann::json j = CheckJsonNesting(line).ok()
+                               ? nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false)
+                               : nlohmann::json();
         if (!j.is_string()) {
           std::fprintf(stderr, "gembed tokenize: line %zu: expected a JSON string (--jsonl)\n", line_no);
           return 1;
