@@ -107,8 +107,10 @@ GEMBED_API const char* gembed_last_error_message(void);
 
 typedef struct gembed_open_options {
   int threads;              /* compute threads; <= 0: one per hardware thread (default 0; at most 1024) */
-  int max_batch_tokens;     /* token budget of one forward pass (default 4096; raised to the context length) */
-  const char* isa;          /* kernel level "generic" / "avx2" / "avx512vnni"; NULL or "": the best the CPU has */
+  int max_batch_tokens;     /* token budget of one forward pass; <= 0: 4096 (default); raised to the context length */
+  const char* isa;          /* kernel level "generic" / "avx2" / "avx512vnni"; NULL or "": the best the CPU has
+                               (or the GEMBED_ISA environment variable); an unknown or unsupported level is
+                               logged as a warning and the best one is used */
   const char* precision;    /* "fast" (int8 activations, default) or "high" (fp32 activations); NULL: "fast" */
   size_t max_queued_tokens; /* admission limit of the shared queue, in tokens; 0: none (default) */
 } gembed_open_options;

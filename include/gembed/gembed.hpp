@@ -2,12 +2,12 @@
 //
 //   #include <gembed/gembed.hpp>
 //
-//   gembed::Engine engine = gembed::Engine::Open("model.gguf", {.threads = 4});   // (C++20 designated init)
+//   gembed::Engine engine = gembed::Engine::Open("model.gguf", {.threads = 4});  // C++20 designated init
 //   gembed::EmbedOptions o;
 //   o.task = "query";
 //   o.dim = 256;
 //   std::vector<float> q = engine.EmbedOne("Which planet is known as the Red Planet?", o);
-//   std::vector<std::vector<float>> d = engine.Embed({"Mars ...", "Venus ..."}, {.task = "document"});
+//   std::vector<std::vector<float>> d = engine.Embed({"Mars ...", "Venus ..."}, {.task = "document", .dim = 256});
 //
 // Header-only, over the C API of <gembed/gembed.h> (link gembed::gembed):
 // the library exports C symbols only, so this header works with any C++
@@ -254,9 +254,14 @@ class Engine {
     const char* data = text.data() != nullptr ? text.data() : "";
     size_t n = 0;
     int cut = 0;
-    detail::Check(gembed_tokenize(e_, data, text.size(), &c, nullptr, 0, &n, &cut));
-    std::vector<int32_t> ids(n);
-    detail::Check(gembed_tokenize(e_, data, text.size(), &c, ids.data(), ids.size(), &n, &cut));
+    std::vector<int32_t> ids(256);
+    gembed_status st = gembed_tokenize(e_, data, text.size(), &c, ids.data(), ids.size(), &n, &cut);
+    if (st == GEMBED_OUT_OF_RANGE && n > ids.size()) {  // longer than the first guess: n is the count
+      ids.resize(n);
+      st = gembed_tokenize(e_, data, text.size(), &c, ids.data(), ids.size(), &n, &cut);
+    }
+    detail::Check(st);
+    ids.resize(n);
     if (truncated != nullptr) *truncated = cut != 0;
     return ids;
   }

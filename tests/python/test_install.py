@@ -174,3 +174,10 @@ def test_outside_program_reports_a_bad_model_path(consumer, tmp_path, program):
             check=False)
     assert r.returncode == 1, r
     assert b"missing.gguf" in r.stderr, r.stderr
+
+
+def test_header_example_runs(consumer, model):
+    r = run([consumer / "consumer_example", model])
+    q_dim, n_docs, d_dim, dot = r.stdout.split()
+    assert (int(q_dim), int(n_docs), int(d_dim)) == (128, 2, 128)
+    assert -1.0 <= float(dot) <= 1.0  # unit vectors
