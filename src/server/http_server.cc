@@ -272,7 +272,12 @@ bool IsChunked(const httplib::Request& req) {
 
 void Fill(httplib::Response& res, const Response& r) {
   res.status = r.status;
-  res.set_content(r.body, r.content_type.c_str());
+  // cpp-httplib compresses a body typed exactly "application/json" when the
+  // client accepts gzip or br (brotli at its default quality 11, milliseconds
+  // per answer), on the cores that run the model; answers go uncompressed
+  // (base64 is the compact form), which the charset parameter ensures.
+  const std::string type = r.content_type == "application/json" ? "application/json; charset=utf-8" : r.content_type;
+  res.set_content(r.body, type.c_str());
   for (const auto& [k, v] : r.headers) res.set_header(k.c_str(), v);
 }
 
@@ -434,8 +439,10 @@ struct HttpServer::Impl {
     // Answers the library makes itself (a request it could not parse or read)
     // get a JSON body; a timed-out or oversized read becomes 408 / 413.
     s.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request&, httplib::Response& res) {
+      // "Handled" also makes the library set Content-Length on paths that
+      // would otherwise send none (the Expect: 100-continue refusal).
       Conn* c = tl_conn;
-      if (!res.body.empty() || c == nullptr) return httplib::Server::HandlerResponse::Unhandled;
+      if (!res.body.empty() || c == nullptr) return httplib::Server::HandlerResponse::Handled;
       c->close_after = true;
       if (c->stream->timed_out()) {
         Fill(res, TimeoutResponse());
