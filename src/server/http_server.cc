@@ -89,7 +89,11 @@ class WorkerPool final : public httplib::TaskQueue {
         jobs_.pop_front();
         waiting_.store(jobs_.size());
       }
-      fn();
+      try {
+        fn();
+      } catch (...) {
+        // ServeConnection catches everything itself; nothing may end the process here.
+      }
     }
   }
   std::mutex mu_;
@@ -299,6 +303,8 @@ struct HttpServer::Impl {
   std::unique_ptr<LibServer> lib;
   size_t workers = 0;
   size_t max_request_bytes = 0;
+  size_t body_budget = 0;                // bytes of request bodies held at once
+  std::atomic<size_t> body_bytes{0};
   std::atomic<WorkerPool*> pool{nullptr};
   std::atomic<bool> draining{false};
   int wake_fd = -1;  // readable once draining: idle keep-alive waits end
@@ -391,7 +397,23 @@ struct HttpServer::Impl {
       const RequestHead head = HeadOf(req, &bad_length);
       const size_t max_body = service.options().max_body_bytes;
       std::string body;
-      if ((head.content_length && *head.content_length > 0) || IsChunked(req)) {
+      const bool chunked = IsChunked(req);
+      BodyReservation reservation(body_bytes);
+      const size_t want = chunked ? max_body : static_cast<size_t>(head.content_length.value_or(0));
+      if (want > 0 && !reservation.Take(want, body_budget)) {
+        ApiError e;
+        e.status = 429;
+        e.type = "rate_limit_error";
+        e.code = "too_much_data_in_flight";
+        e.message = fmt::format("the server holds {} MiB of request bodies at once; retry shortly",
+                                body_budget >> 20);
+        Response r = Service::ErrorResponse(e);
+        r.headers.emplace_back("Retry-After", "1");
+        Fill(res, r);
+        c->close_after = true;  // the body stays unread
+        return;
+      }
+      if ((head.content_length && *head.content_length > 0) || chunked) {
         bool too_large = false;
         const bool ok = reader([&](const char* data, size_t n) {
           if (body.size() + n > max_body) {
@@ -415,9 +437,11 @@ struct HttpServer::Impl {
           return;
         }
       }
-      Watch(c);
-      const Response r = service.Handle(head, body, &c->cancel);
-      Unwatch(c);
+      Response r;
+      {
+        WatchGuard watch(*this, c);
+        r = service.Handle(head, body, &c->cancel);
+      }
       Fill(res, r);
       if (r.status == kClientClosedRequest) c->close_after = true;
     });
@@ -535,45 +559,91 @@ struct HttpServer::Impl {
     service.RecordResponse("", r.status, std::chrono::duration<double>(Clock::now() - c.start).count());
   }
 
+  // Registers a connection for Abort() while it is served.
+  struct OpenGuard {
+    Impl& m;
+    Conn* c;
+    OpenGuard(Impl& impl, Conn* conn) : m(impl), c(conn) {
+      std::lock_guard<std::mutex> lock(m.mu);
+      m.open.insert(c);
+      tl_conn = c;
+    }
+    ~OpenGuard() {
+      tl_conn = nullptr;
+      std::lock_guard<std::mutex> lock(m.mu);
+      m.open.erase(c);
+    }
+  };
+
   bool ServeConnection(int sock) {
+    bool ok = false;
+    try {
+      ok = ServeRequests(sock);
+    } catch (...) {
+      // Out of memory (or a library failure) while serving this connection:
+      // drop the connection, keep the server.
+    }
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+    return ok;
+  }
+
+  bool ServeRequests(int sock) {
     int one = 1;
     ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     ConnStream stream(sock, o);
     Conn conn;
     conn.fd = sock;
     conn.stream = &stream;
-    tl_conn = &conn;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      open.insert(&conn);
-    }
     bool ok = true;
-    for (int served = 0;; ++served) {
-      if (!WaitForRequest(conn, stream)) break;
-      stream.BeginRequest(max_request_bytes);
-      conn.close_after = false;
-      conn.responded = false;
-      conn.cancel.store(false);
-      conn.start = Clock::now();
-      const bool last = served + 1 >= o.keep_alive_max_requests || draining.load();
-      bool closed = false;
-      ok = lib->ProcessOne(stream, last, closed);
-      if (!conn.responded && stream.delivered() > 0 && (stream.timed_out() || stream.too_large())) {
-        WriteRaw(conn, stream.timed_out() ? TimeoutResponse() : TooLargeResponse());
-        conn.close_after = true;
-      }
-      if (!ok || closed || last || conn.close_after) break;
-    }
     {
-      std::lock_guard<std::mutex> lock(mu);
-      open.erase(&conn);
+      OpenGuard guard(*this, &conn);
+      for (int served = 0;; ++served) {
+        if (!WaitForRequest(conn, stream)) break;
+        stream.BeginRequest(max_request_bytes);
+        conn.close_after = false;
+        conn.responded = false;
+        conn.cancel.store(false);
+        conn.start = Clock::now();
+        const bool last = served + 1 >= o.keep_alive_max_requests || draining.load();
+        bool closed = false;
+        ok = lib->ProcessOne(stream, last, closed);
+        if (!conn.responded && stream.delivered() > 0 && (stream.timed_out() || stream.too_large())) {
+          WriteRaw(conn, stream.timed_out() ? TimeoutResponse() : TooLargeResponse());
+          conn.close_after = true;
+        }
+        if (!ok || closed || last || conn.close_after) break;
+      }
     }
-    tl_conn = nullptr;
     if (conn.close_after) Linger(sock);
-    ::shutdown(sock, SHUT_RDWR);
-    ::close(sock);
     return ok;
   }
+
+  // Watches a request's connection while the service handles it.
+  struct WatchGuard {
+    Impl& m;
+    Conn* c;
+    WatchGuard(Impl& impl, Conn* conn) : m(impl), c(conn) { m.Watch(c); }
+    ~WatchGuard() { m.Unwatch(c); }
+  };
+
+  // Bytes of request bodies held at once, over all requests: a bound on the
+  // memory many large requests can take together. One request is always let
+  // in when nothing else is held.
+  struct BodyReservation {
+    std::atomic<size_t>& used;
+    size_t n = 0;
+    explicit BodyReservation(std::atomic<size_t>& u) : used(u) {}
+    bool Take(size_t want, size_t budget) {
+      size_t cur = used.load();
+      do {
+        if (cur > 0 && cur + want > budget) return false;
+      } while (!used.compare_exchange_weak(cur, cur + want));
+      n = want;
+      return true;
+    }
+    ~BodyReservation() { used.fetch_sub(n); }
+  };
 
   void Watch(Conn* c) {
     std::lock_guard<std::mutex> lock(mu);
@@ -626,6 +696,7 @@ HttpServer::HttpServer(Service& service, HttpOptions options)
   m.workers = m.o.worker_threads > 0 ? static_cast<size_t>(m.o.worker_threads)
                                      : static_cast<size_t>(service.options().max_concurrent_requests) + 4;
   m.max_request_bytes = service.options().max_body_bytes + kMaxHeadBytes;
+  m.body_budget = std::max<size_t>(8 * service.options().max_body_bytes, size_t{64} << 20);
   m.lib = std::make_unique<LibServer>([&m](int sock) { return m.ServeConnection(sock); });
   m.wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   m.InstallHandlers();

@@ -482,6 +482,39 @@ def test_slow_loris_on_the_request_line_and_body(server):
     good_request_works(server)
 
 
+def test_bodies_held_at_once_are_bounded(gembed, model):
+    """Chunked bodies reserve --max-body-bytes each while they arrive; past 8 x
+    that at once, further bodies get 429 instead of memory."""
+    s = Server(gembed, model, "--max-body-bytes", str(8 << 20))  # the bound: max(8 x 8 MiB, 64 MiB)
+    stalled = []
+    try:
+        head = (b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n5\r\n{\"inp\r\n")
+        for _ in range(8):  # 8 x 8 MiB reserved, bodies still arriving
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+            c.sendall(head)
+            stalled.append(c)
+        end = time.monotonic() + 30
+        status, body = 0, {}
+        while time.monotonic() < end:  # until all 8 are being read
+            status, _, body = s.request("POST", "/v1/embeddings", iter([b'{"input": "x"}']), JSON)  # chunked
+            if status == 429:
+                break
+            time.sleep(0.05)
+        assert status == 429 and "request bodies at once" in body["error"]["message"], body
+        for c in stalled:
+            c.close()
+        stalled.clear()
+        end = time.monotonic() + 30
+        while s.request("POST", "/v1/embeddings", iter([b'{"input": "x"}']), JSON)[0] != 200:
+            assert time.monotonic() < end
+            time.sleep(0.05)
+    finally:
+        for c in stalled:
+            c.close()
+        assert s.stop() == 0
+
+
 # ---- disconnects and drain --------------------------------------------------------------
 
 
