@@ -482,10 +482,45 @@ def test_slow_loris_on_the_request_line_and_body(server):
     good_request_works(server)
 
 
-def test_bodies_held_at_once_are_bounded(gembed, model):
+@pytest.fixture(scope="module")
+def tight_server(gembed, model):
+    """A server with small limits: 2,000 queued tokens, 8 MiB bodies (64 MiB held at once)."""
+    s = Server(gembed, model, "--max-queued-tokens", "2000", "--max-body-bytes", str(8 << 20))
+    yield s
+    assert s.stop() == 0
+
+
+def test_full_queue_is_429_with_retry_after(tight_server):
+    """A request that would take the engine's queue past --max-queued-tokens is
+    refused at once (429, Retry-After) while a 12,000-token request waits."""
+    s = tight_server
+    big = {"input": [" ".join(["the"] * 998)] * 12}  # 3 passes of 4 texts
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=s.request("POST", "/v1/embeddings", big, JSON,
+                                                                  timeout=300)))
+    t.start()
+    refused = None
+    end = time.monotonic() + 120
+    while t.is_alive() and time.monotonic() < end:
+        if s.metrics()["gembed_queue_tokens"] > 1900:
+            status, headers, body = s.request("POST", "/v1/embeddings", {"input": " ".join(["word"] * 98)}, JSON)
+            if status == 429:
+                refused = (headers, body)
+                break
+        time.sleep(0.005)
+    t.join(300)
+    assert result["r"][0] == 200 and len(result["r"][2]["data"]) == 12
+    assert refused is not None, "no 429 while the queue was full"
+    headers, body = refused
+    assert headers.get("Retry-After") == "1" and "queue is full" in body["error"]["message"], body
+    status, _, _ = s.request("POST", "/v1/embeddings", {"input": " ".join(["word"] * 98)}, JSON)
+    assert status == 200  # an idle queue takes it again
+
+
+def test_bodies_held_at_once_are_bounded(tight_server):
     """Chunked bodies reserve --max-body-bytes each while they arrive; past 8 x
     that at once, further bodies get 429 instead of memory."""
-    s = Server(gembed, model, "--max-body-bytes", str(8 << 20))  # the bound: max(8 x 8 MiB, 64 MiB)
+    s = tight_server
     stalled = []
     try:
         head = (b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -512,7 +547,6 @@ def test_bodies_held_at_once_are_bounded(gembed, model):
     finally:
         for c in stalled:
             c.close()
-        assert s.stop() == 0
 
 
 # ---- disconnects and drain --------------------------------------------------------------
