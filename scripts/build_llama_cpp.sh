@@ -6,7 +6,7 @@
 #   scripts/build_llama_cpp.sh            # download (once), unpack, build
 #   LLAMA_CPP_JOBS=4 scripts/build_llama_cpp.sh
 #
-# Output: .cache/llama.cpp/build/bin/{llama-embedding,llama-tokenize}
+# Output: .cache/llama.cpp/build/bin/{llama-embedding,llama-tokenize,llama-server}
 # (.cache/ is gitignored; never commit llama.cpp code or binaries).
 #
 # Why this version: llama-cpp-python 0.3.36 vendors llama.cpp 0.5.0, which has
@@ -61,8 +61,12 @@ fi
 grep -q "dense_2" "$SRC/src/llama-arch.cpp" || {
   echo "build_llama_cpp: this llama.cpp has no dense_2 (sentence-transformers Dense) support" >&2; exit 1; }
 
-# Only what we need: the embedding example and the tokenize tool. No tests, no
-# server, no network (curl/openssl), no web UI.
+# Only what we need: the embedding example, the tokenize tool and the HTTP
+# server (scripts/bench_serve.py runs it beside `gembed serve`). No tests, no
+# network (curl/openssl), no web UI: with LLAMA_BUILD_UI=OFF (no npm build) and
+# LLAMA_USE_PREBUILT_UI=OFF (no download from the Hugging Face bucket),
+# scripts/ui-assets.cmake embeds an empty asset table and llama-server builds
+# without its web page (cmake prints a warning saying so); the API is unchanged.
 cmake -S "$SRC" -B "$BUILD" -G Ninja \
   -DCMAKE_BUILD_TYPE=Release \
   -DGGML_NATIVE=ON \
@@ -72,18 +76,19 @@ cmake -S "$SRC" -B "$BUILD" -G Ninja \
   -DLLAMA_BUILD_TESTS=OFF \
   -DLLAMA_BUILD_EXAMPLES=ON \
   -DLLAMA_BUILD_TOOLS=ON \
-  -DLLAMA_BUILD_SERVER=OFF \
+  -DLLAMA_BUILD_SERVER=ON \
   -DLLAMA_BUILD_APP=OFF \
   -DLLAMA_BUILD_UI=OFF \
   -DLLAMA_USE_PREBUILT_UI=OFF \
   -DLLAMA_BUILD_MTMD=OFF \
   -Wno-dev >/dev/null
-cmake --build "$BUILD" -j"$JOBS" --target llama-embedding llama-tokenize
+cmake --build "$BUILD" -j"$JOBS" --target llama-embedding llama-tokenize llama-server
 
-for b in llama-embedding llama-tokenize; do
+for b in llama-embedding llama-tokenize llama-server; do
   [ -x "$BUILD/bin/$b" ] || { echo "build_llama_cpp: $BUILD/bin/$b missing" >&2; exit 1; }
 done
 echo "build_llama_cpp: llama.cpp $(cat "$SRC/CMakeLists.txt" | sed -n 's/^set(LLAMA_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\))/\2/p' | paste -sd.) (from llama-cpp-python $LLAMA_CPP_PYTHON_VERSION)"
 echo "build_llama_cpp: binaries in $BUILD/bin:"
 echo "  $BUILD/bin/llama-embedding"
 echo "  $BUILD/bin/llama-tokenize"
+echo "  $BUILD/bin/llama-server"

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(build-essential cmake ninja-build clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  libcpp-httplib-dev pkg-config
   python3 python3-venv python3-pip python3-dev)
 
 missing=()
@@ -24,7 +25,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, tokenizers, pytest, gguf, safetensors, nanobind, scikit_build_core, langchain_core, pyarrow, ray" 2>/dev/null; then
+if ! .venv/bin/python -c "import numpy, tokenizers, pytest, gguf, safetensors, nanobind, scikit_build_core, langchain_core, pyarrow, ray, openai" 2>/dev/null; then
   echo "setup: installing Python test tools into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 fi

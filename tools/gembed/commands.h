@@ -45,5 +45,6 @@ Command MakeSynthCommand(CLI::App& root);     // synth.cc: synthetic EmbeddingGe
 Command MakeEmbedCommand(CLI::App& root);     // embed.cc
 Command MakeBenchCommand(CLI::App& root);     // bench.cc: latency/throughput grid
 Command MakeConvertCommand(CLI::App& root);   // convert.cc: HF folder -> GGUF
+Command MakeServeCommand(CLI::App& root);     // serve.cc: OpenAI/TEI-compatible HTTP service
 
 }  // namespace gembed::cli

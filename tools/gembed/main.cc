@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
         gembed::cli::MakeEmbedCommand(app),
         gembed::cli::MakeBenchCommand(app),
         gembed::cli::MakeConvertCommand(app),
+        gembed::cli::MakeServeCommand(app),
     };
 
     try {
