@@ -27,8 +27,9 @@ Measured, for each server:
     the same length (the cost of HTTP and JSON per request).
 Servers: gembed serve --threads T; llama-server -t T -tb T -np <max conc>
 -c <np x 256> -b 4096 -ub 4096 (one micro-batch of 4,096 tokens, the same
-token budget as gembed's forward pass) --threads-http <overload conc + 4>
---no-webui, flash attention at its default. Both answer /health when ready.
+token budget as gembed's forward pass; --llama-batch) --threads-http <overload
+conc + 4> --no-webui, flash attention at its default (--llama-args '-fa on'
+to pin it). Both answer /health when ready.
 
 Usage (the real run, ~35 min: 12 cells x 2 servers x (3 + 30) s, 2 overload
 runs, 2 x 10 min of RSS):
@@ -280,6 +281,11 @@ def fmt(v, spec=".1f"):
     return "n/a" if v is None else f"{v:{spec}}"
 
 
+def answers(statuses: dict) -> str:
+    """{"200": 250, "429": 6} -> "200: 250, 429: 6"."""
+    return ", ".join(f"{k}: {v}" for k, v in statuses.items()) or "none"
+
+
 def pct(share, spec=".0f"):
     """A fraction as a percentage ("n/a" when unknown)."""
     return "n/a" if share is None else f"{100 * share:{spec}}"
@@ -304,6 +310,8 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=120.0, help="client timeout per request (s)")
     ap.add_argument("--texts", type=int, default=2048, help="distinct texts per length")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--llama-batch", type=int, default=4096, help="llama-server -b and -ub (default 4096)")
+    ap.add_argument("--llama-args", default="", help="extra llama-server arguments, e.g. '-fa on'")
     ap.add_argument("--no-llama", action="store_true", help="gembed serve only")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 1 s warm-up, 4 s cells, 8 s RSS runs")
@@ -359,8 +367,9 @@ def main(argv=None) -> int:
             lport = free_port()
             np_slots = max_conc
             lcmd = [llama_bin, "-m", model, "--embeddings", "--pooling", "mean", "-t", T, "-tb", T,
-                    "-np", np_slots, "-c", np_slots * 256, "-b", 4096, "-ub", 4096, "--host", "127.0.0.1",
-                    "--port", lport, "--threads-http", over_conc + 4, "--no-webui"]
+                    "-np", np_slots, "-c", np_slots * 256, "-b", args.llama_batch, "-ub", args.llama_batch,
+                    "--host", "127.0.0.1", "--port", lport, "--threads-http", over_conc + 4, "--no-webui",
+                    *args.llama_args.split()]
             servers["llama"] = Server("llama", lcmd, lport, work)
         for name, s in servers.items():
             s.wait_ready()
@@ -452,12 +461,12 @@ def main(argv=None) -> int:
             ratio = cg["texts_per_s"] / cl["texts_per_s"] if cl and cl["texts_per_s"] else None
             md.append(f"| {n} tokens | {c} | {fmt(cl and cl['texts_per_s'])} | "
                       f"{fmt(cl and cl['p50_ms'])} / {fmt(cl and cl['p99_ms'])} | {cg['texts_per_s']:.1f} | "
-                      f"{fmt(cg['p50_ms'])} / {fmt(cg['p99_ms'])} | {fmt(ratio, '.2f')}x |")
+                      f"{fmt(cg['p50_ms'])} / {fmt(cg['p99_ms'])} | {fmt(ratio, '.2f')}{'x' if ratio else ''} |")
     md += ["", f"| overload: {over_conc} clients x {args.overload_tokens} tokens | texts/s | share of own peak | "
                f"answers | timeouts / errors |", "|---|---|---|---|---|"]
     for r in res["overload"]:
         md.append(f"| {'gembed serve' if r['server'] == 'gembed' else 'llama-server'} | {r['texts_per_s']:.1f} | "
-                  f"{pct(r['share_of_peak'])}% | {r['statuses']} | "
+                  f"{pct(r['share_of_peak'])}% | {answers(r['statuses'])} | "
                   f"{r['timeouts']} / {r['errors']} |")
     md += ["", f"| RSS at saturation ({max_conc} clients x {args.rss_tokens} tokens) | at {res['rss'][0]['rss_ref_s']:.0f} s | "
                f"at {args.rss_duration:.0f} s | change |", "|---|---|---|---|"]
