@@ -292,8 +292,10 @@ Result<CorpusResult> EmbedCorpus(Engine& engine, const CorpusOptions& o) {
   if (o.window == 0) return InvalidArgument("the window must hold at least one text");
   if (o.resume && IsStd(o.output)) return InvalidArgument("--resume needs --output FILE (not standard output)");
   if (o.resume && IsStd(o.input)) return InvalidArgument("--resume needs --input FILE (standard input cannot be re-read)");
-  if (!IsStd(o.output) && !IsStd(o.input) && fs::weakly_canonical(o.output) == fs::weakly_canonical(o.input)) {
-    return InvalidArgument("--output is the --input file");
+  if (!IsStd(o.output) && !IsStd(o.input)) {
+    std::error_code e1, e2;
+    const fs::path out_path = fs::weakly_canonical(o.output, e1), in_path = fs::weakly_canonical(o.input, e2);
+    if (!e1 && !e2 && out_path == in_path) return InvalidArgument("--output is the --input file");
   }
   GEMBED_ASSIGN_OR_RETURN(const int dim, engine.OutputDim(o.embed.dim));
   GEMBED_ASSIGN_OR_RETURN(const std::string prefix, engine.ResolvePrompt(o.embed));
@@ -323,7 +325,10 @@ Result<CorpusResult> EmbedCorpus(Engine& engine, const CorpusOptions& o) {
     ::fcntl(in_fd, F_SETFL, ::fcntl(in_fd, F_GETFL) & ~O_NONBLOCK);
     if (S_ISREG(st.st_mode)) {
       in_size = static_cast<uint64_t>(st.st_size);
-      in_identity = fmt::format("{}|{}|{}", fs::absolute(o.input).string(), st.st_size, st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec);
+      std::error_code ec;
+      const fs::path abs = fs::absolute(o.input, ec);
+      in_identity = fmt::format("{}|{}|{}", ec ? o.input : abs.string(), st.st_size,
+                                st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec);
     } else if (o.resume) {
       ::close(in_fd);
       return InvalidArgument("--resume needs a regular --input file");
