@@ -114,7 +114,8 @@ class KillOnceEmbedder(gembed.ray.GembedEmbedder):
 @pytest.fixture(scope="module")
 def ray_cluster():
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no reporting home
-    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, object_store_memory=256 << 20,
+    # 4 logical CPUs: 2 for the actors, the rest for the read tasks (2 would deadlock: actors hold both).
+    ray.init(num_cpus=4, _node_ip_address="127.0.0.1", include_dashboard=False, object_store_memory=256 << 20,
              logging_level="ERROR", log_to_driver=False,
              runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}})
     # The test's own classes travel to the workers by value.
