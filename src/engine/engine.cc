@@ -269,29 +269,41 @@ Result<std::string> Engine::TokenText(int32_t id) const {
   return impl_->tokenizer->Decode(std::span<const int32_t>(&id, 1));
 }
 
-std::vector<float> TruncateAndNormalize(const std::vector<float>& v, int dim) {
-  std::vector<float> out(v.begin(), v.begin() + std::min<size_t>(static_cast<size_t>(dim), v.size()));
-  double ss = 0.0;
-  for (float x : out) ss += static_cast<double>(x) * x;
-  if (ss > 0.0) {
-    const double inv = 1.0 / std::sqrt(ss);
-    for (float& x : out) x = static_cast<float>(x * inv);
-  }
-  return out;
-}
-
 namespace {
-// Writes the first `dim` components of the unit vector `v` (length `full`)
-// re-normalised (double-precision sum; a zero prefix stays zero) to `dst`.
-void WritePrefixNormalized(const float* v, int full, int dim, float* dst) {
-  if (dim >= full) {
-    std::copy(v, v + full, dst);
-    return;
-  }
+// dst[0..dim) = v[0..dim) re-normalised (double-precision sum; a zero prefix stays zero).
+void NormalizePrefix(const float* v, int dim, float* dst) {
   double ss = 0.0;
   for (int i = 0; i < dim; ++i) ss += static_cast<double>(v[i]) * v[i];
   const double inv = ss > 0.0 ? 1.0 / std::sqrt(ss) : 1.0;
   for (int i = 0; i < dim; ++i) dst[i] = ss > 0.0 ? static_cast<float>(v[i] * inv) : v[i];
+}
+
+// The first `dim` components of the unit vector `v` (length `full`): copied
+// as they are at the full width, else re-normalised.
+void WritePrefixNormalized(const float* v, int full, int dim, float* dst) {
+  if (dim >= full) {
+    std::copy(v, v + full, dst);
+  } else {
+    NormalizePrefix(v, dim, dst);
+  }
+}
+}  // namespace
+
+std::vector<float> TruncateAndNormalize(const std::vector<float>& v, int dim) {
+  const int n = static_cast<int>(std::min<size_t>(static_cast<size_t>(dim), v.size()));
+  std::vector<float> out(static_cast<size_t>(n));
+  NormalizePrefix(v.data(), n, out.data());
+  return out;
+}
+
+namespace {
+// Rows of a row-major [n x dim] buffer as separate vectors.
+std::vector<std::vector<float>> SplitRows(const std::vector<float>& flat, size_t n, int dim) {
+  std::vector<std::vector<float>> rows(n);
+  for (size_t i = 0; i < n; ++i) {
+    rows[i].assign(flat.begin() + static_cast<ptrdiff_t>(i * dim), flat.begin() + static_cast<ptrdiff_t>((i + 1) * dim));
+  }
+  return rows;
 }
 }  // namespace
 
@@ -472,12 +484,7 @@ Result<std::vector<std::vector<float>>> Engine::EmbedTokens(const std::vector<st
   GEMBED_ASSIGN_OR_RETURN(const int out_dim, OutputDim(dim));
   std::vector<float> flat(seqs.size() * static_cast<size_t>(out_dim));
   GEMBED_RETURN_IF_ERROR(EmbedTokensInto(seqs, dim, flat.data(), flat.size(), progress));
-  std::vector<std::vector<float>> result(seqs.size());
-  for (size_t i = 0; i < seqs.size(); ++i) {
-    result[i].assign(flat.begin() + static_cast<ptrdiff_t>(i * out_dim),
-                     flat.begin() + static_cast<ptrdiff_t>((i + 1) * out_dim));
-  }
-  return result;
+  return SplitRows(flat, seqs.size(), out_dim);
 }
 
 Status Engine::EmbedInto(std::span<const std::string> texts, const EmbedOptions& options, float* out,
@@ -518,12 +525,7 @@ Result<std::vector<std::vector<float>>> Engine::Embed(const std::vector<std::str
   GEMBED_ASSIGN_OR_RETURN(const int out_dim, OutputDim(options.dim));
   std::vector<float> flat(texts.size() * static_cast<size_t>(out_dim));
   GEMBED_RETURN_IF_ERROR(EmbedInto(texts, options, flat.data(), flat.size(), report));
-  std::vector<std::vector<float>> result(texts.size());
-  for (size_t i = 0; i < texts.size(); ++i) {
-    result[i].assign(flat.begin() + static_cast<ptrdiff_t>(i * out_dim),
-                     flat.begin() + static_cast<ptrdiff_t>((i + 1) * out_dim));
-  }
-  return result;
+  return SplitRows(flat, texts.size(), out_dim);
 }
 
 }  // namespace gembed
