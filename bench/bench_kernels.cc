@@ -46,6 +46,8 @@
 #include "kernels/cpu/dispatch.h"
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
+#include "kernels/peaks.h"
+#include "kernels/tune.h"
 #include "kernels/reference.h"
 
 namespace gembed {
@@ -57,44 +59,10 @@ double g_mem_peak_gbs = 0;
 
 // ---- peaks ------------------------------------------------------------------
 
-// 16 independent vpdpbusd chains in registers: enough to cover latency x
-// throughput. `a` and `b` are hidden from the optimiser so nothing folds.
-__attribute__((target("avx512f,avx512bw,avx512vnni"), noinline)) int64_t VpdpbusdLoop(int64_t iters) {
-  __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
-  __asm__ volatile("" : "+v"(a), "+v"(b));  // opaque to the optimiser
-  // Distinct start values, so the compiler cannot merge identical chains.
-  __m512i c0 = _mm512_set1_epi32(0), c1 = _mm512_set1_epi32(1), c2 = _mm512_set1_epi32(2),
-          c3 = _mm512_set1_epi32(3), c4 = _mm512_set1_epi32(4), c5 = _mm512_set1_epi32(5),
-          c6 = _mm512_set1_epi32(6), c7 = _mm512_set1_epi32(7), c8 = _mm512_set1_epi32(8),
-          c9 = _mm512_set1_epi32(9), c10 = _mm512_set1_epi32(10), c11 = _mm512_set1_epi32(11),
-          c12 = _mm512_set1_epi32(12), c13 = _mm512_set1_epi32(13), c14 = _mm512_set1_epi32(14),
-          c15 = _mm512_set1_epi32(15);
-  for (int64_t it = 0; it < iters; ++it) {
-    __asm__ volatile("" : "+v"(a));
-    c0 = _mm512_dpbusd_epi32(c0, a, b);
-    c1 = _mm512_dpbusd_epi32(c1, a, b);
-    c2 = _mm512_dpbusd_epi32(c2, a, b);
-    c3 = _mm512_dpbusd_epi32(c3, a, b);
-    c4 = _mm512_dpbusd_epi32(c4, a, b);
-    c5 = _mm512_dpbusd_epi32(c5, a, b);
-    c6 = _mm512_dpbusd_epi32(c6, a, b);
-    c7 = _mm512_dpbusd_epi32(c7, a, b);
-    c8 = _mm512_dpbusd_epi32(c8, a, b);
-    c9 = _mm512_dpbusd_epi32(c9, a, b);
-    c10 = _mm512_dpbusd_epi32(c10, a, b);
-    c11 = _mm512_dpbusd_epi32(c11, a, b);
-    c12 = _mm512_dpbusd_epi32(c12, a, b);
-    c13 = _mm512_dpbusd_epi32(c13, a, b);
-    c14 = _mm512_dpbusd_epi32(c14, a, b);
-    c15 = _mm512_dpbusd_epi32(c15, a, b);
-  }
-  const __m512i s0 = _mm512_add_epi32(_mm512_add_epi32(c0, c1), _mm512_add_epi32(c2, c3));
-  const __m512i s1 = _mm512_add_epi32(_mm512_add_epi32(c4, c5), _mm512_add_epi32(c6, c7));
-  const __m512i s2 = _mm512_add_epi32(_mm512_add_epi32(c8, c9), _mm512_add_epi32(c10, c11));
-  const __m512i s3 = _mm512_add_epi32(_mm512_add_epi32(c12, c13), _mm512_add_epi32(c14, c15));
-  return _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3)));
-}
-constexpr double kMacsPerVpdpbusdIter = 16.0 * 64.0;
+// The int8 peak and DRAM read loops are the library's (kernels/peaks.h), the
+// same ones `gembed bench --roofline` measures with.
+int64_t VpdpbusdLoop(int64_t iters) { return Int8PeakLoop(iters); }
+constexpr double kMacsPerVpdpbusdIter = kInt8PeakLoopMacsPerIter;
 
 // 16 independent fp32 FMA chains (zmm): the fp32 compute peak.
 __attribute__((target("avx512f"), noinline)) float FmaLoop(int64_t iters) {
@@ -114,16 +82,7 @@ __attribute__((target("avx512f"), noinline)) float FmaLoop(int64_t iters) {
 constexpr double kMacsPerFmaIter = 16.0 * 16.0;
 
 
-__attribute__((target("avx512f"), noinline)) float ReadLoop(const float* p, size_t n) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  for (size_t i = 0; i + 64 <= n; i += 64) {
-    a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
-    a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
-    a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
-    a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
+float ReadLoop(const float* p, size_t n) { return StreamReadLoop(p, n); }
 constexpr size_t kReadBytes = size_t{512} << 20;
 
 struct ReadBuffer {
@@ -323,10 +282,11 @@ void BM_LayerMatMuls(benchmark::State& state, Isa isa, int64_t m, int threads) {
 // from L3 / DRAM as in a real forward pass, unlike BM_LayerMatMuls whose one
 // layer (4.5 MB) stays mostly cache-resident across iterations. Inputs are
 // prepared once (MatMulPrepared), as the fused row ops hand them over.
-void BM_ModelMatMuls(benchmark::State& state, Isa isa, int64_t m, int threads) {
+void BM_ModelMatMuls(benchmark::State& state, Isa isa, int64_t m, int threads, GemmQ8Fn variant) {
   constexpr int kLayers = 24;
   ThreadPool pool(threads);
   Ops ops(GetKernelTable(isa), pool);
+  if (variant) ops.SetGemmQ8(variant, variant, 0);
   struct Layer {
     PackedMatrix q, k, v, o, g, u, d;
   };
@@ -483,7 +443,12 @@ void RegisterAll() {
       if (isa != Isa::kGeneric) {
         for (int64_t m : {1, 12, 32, 128, 512})
           timing(benchmark::RegisterBenchmark(("ModelMatMulsQ8/" + in + "/M" + std::to_string(m) + "/t" + std::to_string(th)).c_str(),
-                                       BM_ModelMatMuls, isa, m, th)->Unit(benchmark::kMillisecond), th);
+                                       BM_ModelMatMuls, isa, m, th, nullptr)->Unit(benchmark::kMillisecond), th);
+        // Every tile-shape variant the tuner chooses among (kernels/tune.h).
+        for (const GemmQ8Variant& v : GemmQ8VariantsFor(isa))
+          for (int64_t m : {12, 128})
+            timing(benchmark::RegisterBenchmark(("ModelMatMulsQ8Variant/" + in + "/" + v.name + "/M" + std::to_string(m) + "/t" + std::to_string(th)).c_str(),
+                                         BM_ModelMatMuls, isa, m, th, v.fn)->Unit(benchmark::kMillisecond), th);
         for (auto [t, w] : std::vector<std::pair<int64_t, int64_t>>{{128, -1}, {512, -1}, {2048, -1}, {2048, 256}})
           timing(benchmark::RegisterBenchmark(("Attention/" + in + "/T" + std::to_string(t) + "/w" + std::to_string(w) + "/t" + std::to_string(th)).c_str(),
                                        BM_Attention, isa, t, w, th)->Unit(benchmark::kMicrosecond), th);

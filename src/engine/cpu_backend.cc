@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "kernels/cpu/dispatch.h"
+#include "kernels/tune.h"
 
 namespace gembed {
 
@@ -13,6 +14,10 @@ Result<std::unique_ptr<CpuBackend>> CpuBackend::Create(const ModelConfig& config
   const Isa isa = options.isa.empty() ? SelectIsa(&note) : SelectIsaFromRequest(options.isa, &note);
   b->pool_ = std::make_unique<ThreadPool>(options.threads);
   b->ops_ = std::make_unique<Ops>(GetKernelTable(isa), *b->pool_);
+  b->kernels_ = ResolveKernelChoice(isa);
+  const GemmQ8Variant* small = FindGemmQ8Variant(isa, b->kernels_.choice.gemm_q8_small);
+  const GemmQ8Variant* large = FindGemmQ8Variant(isa, b->kernels_.choice.gemm_q8_large);
+  b->ops_->SetGemmQ8(small ? small->fn : nullptr, large ? large->fn : nullptr, b->kernels_.choice.small_m_max);
   ModelOptions model_options;
   model_options.precision = options.precision;
   model_options.pool = b->pool_.get();

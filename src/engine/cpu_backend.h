@@ -8,6 +8,7 @@
 #include "base/status.h"
 #include "base/thread_pool.h"
 #include "engine/backend.h"
+#include "engine/tuning.h"
 #include "kernels/ops.h"
 #include "model/config.h"
 #include "model/forward.h"
@@ -38,6 +39,9 @@ class CpuBackend final : public ForwardBackend {
   int threads() const { return pool_->size(); }
   Precision precision() const { return model_->precision(); }
   size_t packed_bytes() const { return model_->packed_bytes(); }
+  int64_t layer_macs_per_token() const { return model_->layer_macs_per_token(); }
+  // The Q8 GEMM variants in use and where the choice came from (tuning.h).
+  const KernelResolution& kernels() const { return kernels_; }
   // Per-op timing of later passes (nullptr: off); see Model::set_profile.
   void set_profile(ForwardProfile* profile) { model_->set_profile(profile); }
 
@@ -46,6 +50,7 @@ class CpuBackend final : public ForwardBackend {
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Ops> ops_;
   std::unique_ptr<Model> model_;
+  KernelResolution kernels_;
 };
 
 }  // namespace gembed

@@ -170,6 +170,12 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& path, const Engi
 const ModelConfig& Engine::config() const { return impl_->config; }
 int Engine::output_dim() const { return static_cast<int>(impl_->config.output_dim()); }
 std::string Engine::isa() const { return std::string(IsaName(impl_->cpu->isa())); }
+
+std::string Engine::kernels() const {
+  const KernelResolution& k = impl_->cpu->kernels();
+  return fmt::format("gemm_q8 {} (<= {} rows) / {} ({})", k.choice.gemm_q8_small, k.choice.small_m_max,
+                     k.choice.gemm_q8_large, k.source);
+}
 Precision Engine::precision() const { return impl_->cpu->precision(); }
 int Engine::threads() const { return impl_->cpu->threads(); }
 std::string Engine::weight_type() const {
@@ -177,6 +183,8 @@ std::string Engine::weight_type() const {
   return std::string(DTypeName(impl_->weights.layers[0].attn_q.dtype));
 }
 size_t Engine::packed_bytes() const { return impl_->cpu->packed_bytes(); }
+
+int64_t Engine::layer_macs_per_token() const { return impl_->cpu->layer_macs_per_token(); }
 const Engine::LoadTimes& Engine::load_times() const { return impl_->load_times; }
 
 void Engine::EnableProfile(bool on) {

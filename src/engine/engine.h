@@ -178,10 +178,14 @@ class Engine {
   // Matryoshka dims this model offers: {n_embd, 512, 256, 128} that are <= n_embd.
   std::vector<int> SupportedDims() const;
   std::string isa() const;  // the kernel level in use
+  // The Q8 GEMM variants in use and how they were chosen (engine/tuning.h),
+  // e.g. "gemm_q8 zmm12x1pf4 (<= 32 rows) / zmm6x2 (cache)".
+  std::string kernels() const;
   Precision precision() const;
   int threads() const;          // compute threads of the pool
   std::string weight_type() const;  // dtype of the layer matrices, e.g. "Q8_0"
   size_t packed_bytes() const;      // memory of the repacked matrices
+  int64_t layer_macs_per_token() const;  // multiply-adds of the layers' matrices per token
 
   // Where Open spent its time (ms): mapping the file, reading the config and
   // building the tokenizer ("files"), then repacking the matrices ("pack").

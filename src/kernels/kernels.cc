@@ -32,7 +32,7 @@ constexpr KernelTable MakeGenericTable() {
     KernelTable t = MakeGenericTable();           \
     t.isa = level;                                \
     t.quantize_row_q8 = ns::QuantizeRowQ8;        \
-    t.gemm_q8 = ns::GemmQ8;                       \
+    t.gemm_q8 = ns::GemmQ8Variants().front().fn;  \
     t.gemm_f32 = ns::GemmF32;                     \
     t.rmsnorm_row = ns::RmsNormRow;               \
     t.rmsnorm_add_row = ns::RmsNormAddRow;        \

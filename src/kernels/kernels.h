@@ -35,6 +35,18 @@ inline constexpr int64_t kPanelWidth = 16;
 // Bytes of int8 weights per (panel, 32-element block): 8 groups of 4 k x 16 rows.
 inline constexpr int64_t kQ8PanelBlockBytes = kPanelWidth * kQ8BlockElems;
 
+using GemmQ8Fn = void (*)(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd,
+                          const int32_t* xcorr, const uint8_t* wq, const uint16_t* wd, float* y,
+                          int64_t ldy);
+
+// One implementation of KernelTable::gemm_q8 (a tile shape / vector width /
+// prefetch choice). All variants of a level give bit-identical results; the
+// tuner (kernels/tune.h) picks the fastest on the running CPU.
+struct GemmQ8Variant {
+  const char* name;
+  GemmQ8Fn fn;
+};
+
 struct KernelTable {
   Isa isa = Isa::kGeneric;
 
@@ -54,9 +66,7 @@ struct KernelTable {
   // n <= 16 * panels; the last panel may be partial (its padding is read, not written).
   // Float accumulation order is fixed (blocks in order, one fma per block), so
   // every ISA produces bit-identical results.
-  void (*gemm_q8)(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd,
-                  const int32_t* xcorr, const uint8_t* wq, const uint16_t* wd, float* y,
-                  int64_t ldy);
+  GemmQ8Fn gemm_q8;
 
   // ---- fp32 GEMM -----------------------------------------------------------
   // c[i*ldc + j] = sum_kk a[i*lda + kk] * B(kk, j) for i < m, j < n (overwrites c).

@@ -54,7 +54,17 @@ Status ValidateSeqlens(std::span<const int32_t> cu_seqlens, int64_t t) {
 }  // namespace
 
 Ops::Ops(const KernelTable& table, ThreadPool& pool)
-    : table_(&table), pool_(&pool), thread_scratch_(static_cast<size_t>(pool.size())) {}
+    : table_(&table),
+      pool_(&pool),
+      gemm_q8_small_(table.gemm_q8),
+      gemm_q8_large_(table.gemm_q8),
+      thread_scratch_(static_cast<size_t>(pool.size())) {}
+
+void Ops::SetGemmQ8(GemmQ8Fn small, GemmQ8Fn large, int64_t small_m_max) {
+  gemm_q8_small_ = small ? small : table_->gemm_q8;
+  gemm_q8_large_ = large ? large : table_->gemm_q8;
+  gemm_q8_small_m_max_ = small_m_max;
+}
 
 // ---------------------------------------------------------------------------
 // Embedding lookup
@@ -161,6 +171,7 @@ void Ops::MatMulPrepared(const RowsOut& x, int64_t m, int64_t k, std::span<const
   }
   const int64_t nb = k / kQ8BlockElems;
   const KernelTable& kt = *table_;
+  const GemmQ8Fn gemm_q8 = m <= gemm_q8_small_m_max_ ? gemm_q8_small_ : gemm_q8_large_;
 
   // Rows [r0, r1) of every output, restricted to global panels [pb, pe).
   auto multiply = [&](int64_t r0, int64_t r1, int64_t pb, int64_t pe) {
@@ -175,7 +186,7 @@ void Ops::MatMulPrepared(const RowsOut& x, int64_t m, int64_t k, std::span<const
       const int64_t ncols = std::min<int64_t>(le * kPanelWidth, w.n) - col0;
       float* y = o.y + r0 * w.n + col0;
       if (w.format == PackedFormat::kQ8Panels) {
-        kt.gemm_q8(r1 - r0, ncols, nb, x.qs + r0 * k, x.d + r0 * nb, x.corr + r0 * nb,
+        gemm_q8(r1 - r0, ncols, nb, x.qs + r0 * k, x.d + r0 * nb, x.corr + r0 * nb,
                    w.q8_qs() + lb * nb * kQ8PanelBlockBytes, w.q8_scales() + lb * nb * kPanelWidth,
                    y, w.n);
       } else {

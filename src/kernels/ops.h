@@ -132,6 +132,11 @@ class Ops {
   ThreadPool& pool() const { return *pool_; }
   Isa isa() const { return table_->isa; }
 
+  // The Q8 GEMM used for calls of at most `small_m_max` rows and the one for
+  // larger calls (variants of this table's level, see kernels/tune.h; null =
+  // the table's gemm_q8). All variants give bit-identical results.
+  void SetGemmQ8(GemmQ8Fn small, GemmQ8Fn large, int64_t small_m_max);
+
   // out [ids.size() x D] = dequant(table row ids[t]) * scale, for a table
   // TensorView with ne0 = D, ne1 = vocabulary rows (F32, F16, BF16 or Q8_0),
   // used in place (e.g. from the mmap). Errors: an id outside [0, rows)
@@ -256,6 +261,9 @@ class Ops {
 
   const KernelTable* table_;
   ThreadPool* pool_;
+  GemmQ8Fn gemm_q8_small_;
+  GemmQ8Fn gemm_q8_large_;
+  int64_t gemm_q8_small_m_max_ = 0;
   AlignedBuffer act_q8_;  // storage of ActQ8
   // Attention: K^T panels of all sequences, and per-thread score/rope scratch.
   AlignedBuffer kt_panels_, v_panels_;

@@ -227,6 +227,17 @@ size_t Model::packed_bytes() const {
   return n;
 }
 
+int64_t Model::layer_macs_per_token() const {
+  int64_t n = 0;
+  for (const PackedLayer& p : layers_) {
+    for (const PackedMatrix* w :
+         {&p.attn_q, &p.attn_k, &p.attn_v, &p.attn_output, &p.ffn_gate, &p.ffn_up, &p.ffn_down}) {
+      n += w->k * w->n;
+    }
+  }
+  return n;
+}
+
 Status Model::Reserve(int64_t max_tokens, int64_t max_sequences) {
   max_tokens = std::max(max_tokens, arena_tokens_);
   max_sequences = std::max(max_sequences, arena_sequences_);

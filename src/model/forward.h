@@ -94,6 +94,9 @@ class Model {
   Precision precision() const { return precision_; }
   int output_dim() const { return static_cast<int>(config_.output_dim()); }
   size_t packed_bytes() const;  // memory of the repacked matrices
+  // Multiply-adds of the transformer layers' matrix products per token (the
+  // weights every token meets; the Dense head and attention not included).
+  int64_t layer_macs_per_token() const;
 
   // Grows the scratch arena for batches of up to `max_tokens` tokens in up to
   // `max_sequences` sequences. Forward calls it too; calling it up front

@@ -29,6 +29,7 @@
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "kernels/reference.h"
+#include "kernels/tune.h"
 
 namespace gembed {
 namespace {
@@ -425,6 +426,43 @@ TEST_P(IsaTest, MatMulQ8VsReferenceAndFloat64) {
         }
         if (fill == Fill::kZeros) {
           for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], 0.0f);
+        }
+      }
+    }
+  }
+}
+
+// Every Q8 GEMM variant the tuner can choose (kernels/tune.h) must give the
+// reference's bits on every shape: row counts around each tile height, column
+// counts that end inside a tile (partial panels, fewer panels than a tile
+// covers), and wide-range weights, without writing past the output.
+TEST_P(IsaTest, EveryGemmQ8VariantIsBitIdenticalToTheReference) {
+  ThreadPool pool(1);
+  Ops ref_ops(ref(), pool);
+  const std::span<const GemmQ8Variant> variants = GemmQ8VariantsFor(GetParam());
+  ASSERT_FALSE(variants.empty());
+  EXPECT_EQ(variants.front().fn, table().gemm_q8) << "the first variant is the level's default";
+  struct Shape { int64_t k, n; };
+  const Shape shapes[] = {{32, 1}, {64, 17}, {96, 33}, {128, 48}, {64, 80}, {768, 256}, {160, 112}};
+  const int64_t ms[] = {1, 2, 3, 5, 6, 7, 8, 11, 12, 13, 24, 25, 33};
+  for (const GemmQ8Variant& v : variants) {
+    Ops ops(table(), pool);
+    ops.SetGemmQ8(v.fn, v.fn, 0);
+    for (const Shape& s : shapes) {
+      for (Fill fill : {Fill::kNormal, Fill::kWideRange}) {
+        const TestWeight w = MakeWeight(DType::kQ8_0, s.k, s.n, fill, 7 * s.k + s.n);
+        Result<PackedMatrix> pm = PackMatrix(w.view());
+        ASSERT_TRUE(pm.ok()) << pm.status().ToString();
+        for (int64_t m : ms) {
+          if (s.k >= 768 && m > 13) continue;
+          const std::vector<float> xv = MakeData(static_cast<size_t>(m * s.k), Fill::kNormal, 11 * m + s.k);
+          Guarded<float> x(xv.size(), xv);
+          Guarded<float> y(static_cast<size_t>(m * s.n)), y_ref(static_cast<size_t>(m * s.n));
+          ops.MatMul(*pm, x.data(), m, y.data());
+          ref_ops.MatMul(*pm, x.data(), m, y_ref.data());
+          const std::string what = std::string(v.name) + " " + Str("Q8_0", {m, s.k, s.n}) + " " + FillName(fill);
+          ASSERT_TRUE(BitwiseEqual(y.data(), y_ref.data(), y.size(), what));
+          ASSERT_TRUE(y.CanaryIntact()) << what;
         }
       }
     }

@@ -36,6 +36,9 @@
 #include "commands.h"
 #include "input.h"
 #include "engine/engine.h"
+#include "engine/tuning.h"
+#include "kernels/cpu/dispatch.h"
+#include "kernels/peaks.h"
 
 namespace gembed::cli {
 namespace {
@@ -52,7 +55,7 @@ double MsBetween(Clock::time_point a, Clock::time_point b) {
 struct BenchArgs {
   std::string model, precision = "fast", input, isa;
   int tokens = 0, batch = 1, threads = 0, repeat = 0;
-  bool json = false, profile = false, no_strip = false;
+  bool json = false, profile = false, no_strip = false, tune = false, roofline = false;
   double grid_budget_tokens = 32768;  // grid: skip cells with more tokens per call
 };
 
@@ -120,6 +123,7 @@ Stats Summarise(std::vector<double> ms) {
 struct CaseResult {
   int tokens = 0, batch = 0, repeat = 0, threads = 0;
   int64_t total_tokens = 0;  // per call
+  double passes_per_call = 0;  // forward passes per timed call
   Stats stats;
   double first_ms = 0;
   nlohmann::json profile;
@@ -155,6 +159,7 @@ Result<CaseResult> RunCase(Engine& e, const std::vector<std::vector<int32_t>>& s
     e.EnableProfile(true);
   }
   std::vector<double> ms;
+  const uint64_t passes0 = e.stats().forward_passes;
   for (int i = 0; i < repeat; ++i) {
     const Clock::time_point a = Clock::now();
     auto v = e.EmbedTokens(seqs);
@@ -168,6 +173,7 @@ Result<CaseResult> RunCase(Engine& e, const std::vector<std::vector<int32_t>>& s
   }
   r.stats = Summarise(ms);
   r.threads = e.threads();
+  r.passes_per_call = static_cast<double>(e.stats().forward_passes - passes0) / std::max(1, repeat);
   return r;
 }
 
@@ -188,6 +194,71 @@ nlohmann::json CaseJson(const CaseResult& r) {
                       {"tokens_per_s", s > 0 ? static_cast<double>(r.total_tokens) / s : 0.0}};
   if (!r.profile.is_null()) j["profile"] = r.profile;
   return j;
+}
+
+// Where a case stands against this host's limits (kernels/peaks.h): the
+// layers' matrix products need tokens x layer MACs of int8 compute and one
+// read of the packed weights per forward pass; the larger of the two times
+// at the measured peaks is the limit (attention, the Dense head and the
+// element-wise work come on top, so 100% is not reachable).
+nlohmann::json RooflineJson(const CaseResult& r, const Engine& e, const MachinePeaks& peaks) {
+  const double s = r.stats.p50 / 1e3;
+  const double macs = static_cast<double>(r.total_tokens) * static_cast<double>(e.layer_macs_per_token());
+  const double bytes = r.passes_per_call * static_cast<double>(e.packed_bytes());
+  const double int8_peak = peaks.int8_gmacs_per_core * r.threads * 1e9;
+  const double mem_peak = peaks.dram_gbs * 1e9;
+  const double t_compute = int8_peak > 0 ? macs / int8_peak : 0;
+  const double t_memory = mem_peak > 0 ? bytes / mem_peak : 0;
+  const double limit = std::max(t_compute, t_memory);
+  return {{"gmacs", s > 0 ? macs / s / 1e9 : 0.0},
+          {"weight_gbs", s > 0 ? bytes / s / 1e9 : 0.0},
+          {"pct_int8_peak", int8_peak > 0 && s > 0 ? 100.0 * macs / s / int8_peak : 0.0},
+          {"pct_dram_peak", mem_peak > 0 && s > 0 ? 100.0 * bytes / s / mem_peak : 0.0},
+          {"limit_ms", limit * 1e3},
+          {"bound", t_compute >= t_memory ? "int8 compute" : "weights from DRAM"},
+          {"pct_of_limit", s > 0 ? 100.0 * limit / s : 0.0}};
+}
+
+// `gembed bench --tune`: measures the Q8 GEMM variants now (rewriting the
+// cache) and prints what was chosen and why.
+int RunTune(const BenchArgs& a) {
+  std::string note;
+  const Isa isa = a.isa.empty() ? SelectIsa(&note) : SelectIsaFromRequest(a.isa, &note);
+  const KernelResolution res = ResolveKernelChoice(isa, /*force_measure=*/true);
+  const CpuIdentity cpu = DetectCpuIdentity();
+  nlohmann::json j = {{"cpu", cpu.brand}, {"cpu_key", cpu.key}, {"isa", std::string(IsaName(isa))},
+                      {"source", res.source}, {"cache", res.cache_path},
+                      {"gemm_q8_small", res.choice.gemm_q8_small}, {"gemm_q8_large", res.choice.gemm_q8_large},
+                      {"small_m_max", res.choice.small_m_max}, {"measure_ms", res.report.elapsed_ms}};
+  nlohmann::json rows = nlohmann::json::array();
+  for (const TuneReport::Row& r : res.report.rows)
+    rows.push_back({{"variant", r.variant}, {"small_ms", r.small_ms}, {"large_ms", r.large_ms}});
+  j["variants"] = rows;
+  if (a.json) {
+    std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return 0;
+  }
+  std::printf("cpu %s (%s), kernels %s\n", cpu.brand.c_str(), cpu.key.c_str(), std::string(IsaName(isa)).c_str());
+  if (res.report.rows.empty()) {
+    std::printf("one Q8 GEMM variant at this level (%s): nothing to choose\n", res.choice.gemm_q8_small.c_str());
+    return 0;
+  }
+  std::printf("Q8 GEMM variants, one thread, best of rounds in %.0f ms (m = rows per call; k = 768, n = 1152):\n",
+              res.report.elapsed_ms);
+  std::printf("  %-12s %14s %8s %14s %8s\n", "variant", "m=12, DRAM", "vs 1st", "m=128, cache", "vs 1st");
+  const TuneReport::Row& d = res.report.rows.front();
+  for (const TuneReport::Row& r : res.report.rows) {
+    std::printf("  %-12s %11.3f ms %7.2fx %11.3f ms %7.2fx%s%s\n", r.variant.c_str(), r.small_ms,
+                d.small_ms / r.small_ms, r.large_ms, d.large_ms / r.large_ms,
+                r.variant == res.choice.gemm_q8_small ? "  <- short inputs" : "",
+                r.variant == res.choice.gemm_q8_large ? "  <- long inputs" : "");
+  }
+  std::printf("chosen: %s for calls of <= %lld rows, %s above (the fastest of each column; the first variant is\n"
+              "kept unless another is more than 3%% faster). Every variant gives bit-identical vectors.\n",
+              res.choice.gemm_q8_small.c_str(), static_cast<long long>(res.choice.small_m_max),
+              res.choice.gemm_q8_large.c_str());
+  if (!res.cache_path.empty()) std::printf("cached in %s (GEMBED_TUNE=off|force, GEMBED_GEMM_Q8=SMALL,LARGE override)\n", res.cache_path.c_str());
+  return 0;
 }
 
 Result<std::unique_ptr<Engine>> OpenEngine(const BenchArgs& a, int threads, Precision precision) {
@@ -222,6 +293,11 @@ int RunBench(const BenchArgs& a) {
   if (a.batch < 1 || a.batch > kMaxBatch) return Fail(fmt::format("--batch must be in [1, {}]", kMaxBatch));
   if (a.repeat < 0 || a.repeat > kMaxRepeat) return Fail(fmt::format("--repeat must be in [0, {}]", kMaxRepeat));
   if (a.tokens != 0 && !a.input.empty()) return Fail("--tokens and --input cannot be used together");
+  if (a.tune) {
+    const int rc = RunTune(a);
+    if (rc != 0 || (a.tokens == 0 && a.input.empty())) return rc;  // --tune alone: only the tuning
+  }
+  if (a.model.empty()) return Fail("--model is required (except with --tune alone)");
 
   const bool grid = a.tokens == 0 && a.input.empty();
   if (grid && !(std::isfinite(a.grid_budget_tokens) && a.grid_budget_tokens >= kSmallestGridCell)) {
@@ -250,6 +326,14 @@ int RunBench(const BenchArgs& a) {
       out["open_pack_ms"] = e.load_times().pack_ms;
     }
     const int ctx = static_cast<int>(e.config().context_length);
+    MachinePeaks peaks;
+    if (a.roofline) {
+      ThreadPool peak_pool(e.threads());
+      peaks = MeasurePeaks(peak_pool);
+      out["peaks"] = {{"int8_gmacs_per_core", peaks.int8_gmacs_per_core}, {"dram_gbs", peaks.dram_gbs},
+                      {"threads", peaks.threads}};
+    }
+    if (first_engine) out["kernels"] = e.kernels();
 
     std::vector<std::pair<int, int>> cells;  // (tokens, batch)
     if (grid) {
@@ -297,6 +381,7 @@ int RunBench(const BenchArgs& a) {
         out["startup_ms"] = MsBetween(kProcessStart, t_open) + open_ms + r->first_ms;
       }
       cases.push_back(CaseJson(*r));
+      if (a.roofline) cases.back()["roofline"] = RooflineJson(*r, e, peaks);
       if (!a.json) {
         const auto& j = cases.back();
         std::printf("%s tokens %5d  batch %3d  threads %d  p50 %9.3f ms  p99 %9.3f ms  mean %9.3f ms  "
@@ -304,6 +389,15 @@ int RunBench(const BenchArgs& a) {
                     n == 0 ? "input (mean)" : "", j["tokens"].get<int>(), j["batch"].get<int>(),
                     j["threads"].get<int>(), j["p50_ms"].get<double>(), j["p99_ms"].get<double>(), j["mean_ms"].get<double>(),
                     j["texts_per_s"].get<double>(), j["tokens_per_s"].get<double>(), j["repeat"].get<int>());
+        if (j.contains("roofline")) {
+          const auto& rl = j["roofline"];
+          std::printf("  roofline: %.1f GMAC/s (%.1f%% of %d x %.1f int8 peak), weights %.1f GB/s (%.1f%% of %.1f DRAM); "
+                      "limit %.3f ms (%s): %.1f%% of it\n",
+                      rl["gmacs"].get<double>(), rl["pct_int8_peak"].get<double>(), j["threads"].get<int>(),
+                      peaks.int8_gmacs_per_core, rl["weight_gbs"].get<double>(), rl["pct_dram_peak"].get<double>(),
+                      peaks.dram_gbs, rl["limit_ms"].get<double>(), rl["bound"].get<std::string>().c_str(),
+                      rl["pct_of_limit"].get<double>());
+        }
         if (j.contains("profile")) PrintProfile(j["profile"]);
         std::fflush(stdout);
       }
@@ -326,10 +420,12 @@ int RunBench(const BenchArgs& a) {
     std::printf("model %s (%s, %s, precision %s, %.1f MiB packed)\n", a.model.c_str(),
                 out["model_type"].get<std::string>().c_str(), out["isa"].get<std::string>().c_str(),
                 a.precision.c_str(), out["packed_mib"].get<double>());
+    std::printf("kernels %s\n", out["kernels"].get<std::string>().c_str());
     std::printf("open %.1f ms (files %.1f, pack %.1f); open + first embedding %.1f ms; process start -> first "
                 "embedding %.1f ms; peak RSS %.1f MiB\n",
                 out["open_ms"].get<double>(), out["open_files_ms"].get<double>(), out["open_pack_ms"].get<double>(),
                 out["load_ms"].get<double>(), out["startup_ms"].get<double>(), out["peak_rss_mib"].get<double>());
+    if (a.roofline) std::printf("(the peak RSS includes the 256 MiB buffer --roofline reads to measure DRAM bandwidth)\n");
     for (const auto& s : skipped)
       std::printf("skipped: tokens %d batch %d threads %d (%s)\n", s["tokens"].get<int>(), s["batch"].get<int>(),
                   s["threads"].get<int>(), s["reason"].get<std::string>().c_str());
@@ -343,7 +439,7 @@ Command MakeBenchCommand(CLI::App& root) {
   CLI::App* app = root.add_subcommand(
       "bench", "Latency/throughput of embedding synthetic N-token texts (or a grid, or the texts of a file)");
   auto a = std::make_shared<BenchArgs>();
-  app->add_option("--model", a->model, "EmbeddingGemma .gguf file")->required();
+  app->add_option("--model", a->model, "EmbeddingGemma .gguf file (required unless --tune alone)");
   app->add_option("--tokens", a->tokens, "Tokens per text, BOS and EOS included (omit for the grid)");
   app->add_option("--batch", a->batch, "Texts per call (default 1)");
   app->add_option("--threads", a->threads, "Compute threads (default: all cores; the grid runs 1 and 2)")
@@ -358,6 +454,10 @@ Command MakeBenchCommand(CLI::App& root) {
   app->add_option("--grid-budget", a->grid_budget_tokens, "Grid: skip cells above this many tokens per call");
   app->add_flag("--json", a->json, "Print one JSON object");
   app->add_flag("--profile", a->profile, "Per-op time of the timed calls");
+  app->add_flag("--tune", a->tune,
+                "Measure the Q8 GEMM variants on this CPU now, show the choice and cache it (alone: only that)");
+  app->add_flag("--roofline", a->roofline,
+                "Per case: achieved GMAC/s and weight GB/s as a share of this host's measured int8 and DRAM peaks");
   return {app, [a] { return RunBench(*a); }};
 }
 

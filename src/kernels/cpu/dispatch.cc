@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 #include "base/log.h"
 
@@ -77,6 +78,40 @@ CpuFeatures DetectCpuFeatures() {
   }
 #endif
   return f;
+}
+
+CpuIdentity DetectCpuIdentity() {
+  CpuIdentity id;
+#ifdef GEMBED_X86
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return id;
+  char vendor[13] = {};
+  std::memcpy(vendor, &ebx, 4);
+  std::memcpy(vendor + 4, &edx, 4);
+  std::memcpy(vendor + 8, &ecx, 4);
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return id;
+  const unsigned stepping = eax & 0xf;
+  unsigned model = (eax >> 4) & 0xf;
+  unsigned family = (eax >> 8) & 0xf;
+  if (family == 0xf) family += (eax >> 20) & 0xff;
+  if (family == 0x6 || family >= 0xf) model += ((eax >> 16) & 0xf) << 4;
+  id.key = fmt::format("{}-{}-{}-{}", vendor, family, model, stepping);
+  unsigned max_ext = 0;
+  __get_cpuid(0x80000000u, &max_ext, &ebx, &ecx, &edx);
+  if (max_ext >= 0x80000004u) {
+    char brand[49] = {};
+    for (unsigned leaf = 0; leaf < 3; ++leaf) {
+      unsigned r[4] = {};
+      __get_cpuid(0x80000002u + leaf, &r[0], &r[1], &r[2], &r[3]);
+      std::memcpy(brand + leaf * 16, r, 16);
+    }
+    std::string b(brand);
+    const size_t first = b.find_first_not_of(' ');
+    const size_t last = b.find_last_not_of(' ');
+    id.brand = first == std::string::npos ? std::string() : b.substr(first, last - first + 1);
+  }
+#endif
+  return id;
 }
 
 bool IsaSupported(Isa isa, const CpuFeatures& f) {

@@ -23,6 +23,16 @@ struct CpuFeatures {
 
 CpuFeatures DetectCpuFeatures();
 
+// The processor's identity from CPUID: `key` = vendor, family, model and
+// stepping ("AuthenticAMD-25-17-1"; what a tuning result is cached under),
+// `brand` = the marketing name ("AMD EPYC 9R14 96-Core Processor"). Empty
+// strings off x86.
+struct CpuIdentity {
+  std::string key;
+  std::string brand;
+};
+CpuIdentity DetectCpuIdentity();
+
 // Whether this host (CPU and OS) can run `isa`'s kernels.
 bool IsaSupported(Isa isa, const CpuFeatures& features);
 bool IsaSupported(Isa isa);

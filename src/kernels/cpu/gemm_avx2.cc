@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <span>
 
 #include "kernels/cpu/isa_kernels.h"
 
@@ -145,12 +146,13 @@ inline void F32Tile(int64_t k, const float* a, int64_t lda, const float* b, int6
   }
 }
 
-}  // namespace
-
-void GemmQ8(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd,
-            const int32_t* xcorr, const uint8_t* wq, const uint16_t* wd, float* y, int64_t ldy) {
+// The driver for tiles of MR rows x one panel (MR is the tuner's choice:
+// 16 ymm registers hold 2*MR accumulators of each kind plus the weights).
+template <int MR>
+void GemmQ8Rows(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd,
+                const int32_t* xcorr, const uint8_t* wq, const uint16_t* wd, float* y,
+                int64_t ldy) {
   (void)xcorr;  // the sign trick works on signed weights: no bias correction
-  constexpr int64_t kMr = 2;
   const int64_t kx = nb * 32;
   const int64_t n_panels = (n + kPanel - 1) / kPanel;
   for (int64_t m0 = 0; m0 < m; m0 += kRowChunk) {
@@ -159,9 +161,16 @@ void GemmQ8(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd,
       const uint8_t* wqp = wq + p * nb * kQ8PanelBytes;
       const uint16_t* wdp = wd + p * nb * kPanel;
       const int64_t ncols = n - p * kPanel;
-      for (int64_t i = m0; i < m1; i += kMr) {
-        if (m1 - i >= 2) {
-          Q8Tile<2>(nb, xq + i * kx, xd + i * nb, wqp, wdp, y + i * ldy + p * kPanel, ldy, ncols);
+      for (int64_t i = m0; i < m1; i += MR) {
+        const int64_t mr = m1 - i < MR ? m1 - i : MR;
+        if (mr == MR) {
+          Q8Tile<MR>(nb, xq + i * kx, xd + i * nb, wqp, wdp, y + i * ldy + p * kPanel, ldy, ncols);
+        } else if constexpr (MR > 2) {
+          if (mr == 2) {
+            Q8Tile<2>(nb, xq + i * kx, xd + i * nb, wqp, wdp, y + i * ldy + p * kPanel, ldy, ncols);
+          } else {
+            Q8Tile<1>(nb, xq + i * kx, xd + i * nb, wqp, wdp, y + i * ldy + p * kPanel, ldy, ncols);
+          }
         } else {
           Q8Tile<1>(nb, xq + i * kx, xd + i * nb, wqp, wdp, y + i * ldy + p * kPanel, ldy, ncols);
         }
@@ -169,6 +178,18 @@ void GemmQ8(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd,
     }
   }
 }
+
+// The tuner's choices (cpu/tune.h); all bit-identical. The first is the
+// default: 2 rows x 1 panel.
+const GemmQ8Variant kGemmQ8Variants[] = {
+    {"ymm2x2", GemmQ8Rows<2>},
+    {"ymm1x2", GemmQ8Rows<1>},
+    {"ymm3x2", GemmQ8Rows<3>},
+};
+
+}  // namespace
+
+std::span<const GemmQ8Variant> GemmQ8Variants() { return kGemmQ8Variants; }
 
 void GemmF32(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
              int64_t ldb, int64_t bps, float* c, int64_t ldc) {

@@ -8,14 +8,15 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "base/dtype.h"
+#include "kernels/kernels.h"
 
 #define GEMBED_DECLARE_ISA_KERNELS()                                                          \
   void QuantizeRowQ8(const float* x, int64_t k, int8_t* qs, float* d, int32_t* corr);        \
-  void GemmQ8(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd,           \
-              const int32_t* xcorr, const uint8_t* wq, const uint16_t* wd, float* y,         \
-              int64_t ldy);                                                                  \
+  /* the Q8 GEMM in its tile-shape variants; the first is the level's default */              \
+  std::span<const GemmQ8Variant> GemmQ8Variants();                                           \
   void GemmF32(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, \
                int64_t ldb, int64_t b_panel_stride, float* c, int64_t ldc);                  \
   void RmsNormRow(const float* x, int64_t d, const float* gamma, float eps, float* out);     \
