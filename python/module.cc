@@ -303,6 +303,7 @@ class Model {
     const ModelConfig& c = e->config();
     nb::dict d;
     d["isa"] = e->isa();
+    d["kernels"] = e->kernels();
     d["precision"] = std::string(PrecisionName(e->precision()));
     d["threads"] = e->threads();
     d["weight_type"] = e->weight_type();

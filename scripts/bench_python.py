@@ -13,7 +13,16 @@ Engines (each in its own child process, so peak RSS is its own):
                   batch_size=64) (F32 weights: the reference implementation);
   llama-cpp       llama-cpp-python: Llama(GGUF, embedding=True, n_threads=T,
                   n_ctx=n_batch=n_ubatch=2048, mean pooling).embed(texts)
-                  (llama.cpp on the same Q8_0 file as gembed).
+                  (llama.cpp on the same Q8_0 file as gembed);
+  ort-fp32        ONNX Runtime (CPU, intra_op_num_threads=T) on the whole
+                  sentence-transformers pipeline (transformer, mean pooling,
+                  both Dense layers, normalisation) exported once with
+                  torch.onnx.export (eager attention, opset 17), batches of
+                  64 padded to their longest text: what fastembed and TEI's
+                  ONNX path run;
+  ort-int8        the same graph after onnxruntime.quantization.quantize_dynamic
+                  (int8 weights, per-tensor dynamic activation quantisation).
+The ONNX files are made on first use in .cache/bench/onnx/ (not timed).
 GGUF is the Q8_0 file `gembed convert FOLDER --type q8_0` makes (cached in
 .cache/bench/); FOLDER is the Hugging Face folder (models/embeddinggemma-300m).
 
@@ -35,7 +44,8 @@ sentence-transformers, and llama-cpp-python (an sdist: it compiles llama.cpp,
 
 Usage:
   scripts/bench_python.py [--model models/embeddinggemma-300m] [--gguf G.gguf]
-      [--threads 2] [--rounds 3] [--repeat 10] [--engines gembed-python,gembed-bench,st,llama-cpp]
+      [--threads 2] [--rounds 3] [--repeat 10]
+      [--engines gembed-python,gembed-bench,st,llama-cpp,ort-fp32,ort-int8]
       [--bench-venv .cache/bench-venv] [--json-out bench_python.json]
   scripts/bench_python.py --setup-only      create/refresh the bench venv and exit
   scripts/bench_python.py --quick           1 round, 2 repeats (a smoke test, not a measurement)
@@ -58,7 +68,8 @@ import tempfile
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-ENGINES = ["gembed-python", "gembed-bench", "st", "llama-cpp"]
+ENGINES = ["gembed-python", "gembed-bench", "st", "llama-cpp", "ort-fp32", "ort-int8"]
+REF_ENGINES = {"st", "llama-cpp", "ort-fp32", "ort-int8"}  # run in the bench venv
 QUERY_PROMPT = "task: search result | query: "
 DOC_PROMPT = "title: none | text: "
 # The bench venv's packages (the versions of scripts/setup_reference_env.sh
@@ -68,7 +79,9 @@ transformers==4.57.1
 sentence-transformers==5.1.2
 tokenizers==0.22.1
 numpy==2.2.6
-llama-cpp-python==0.3.36"""
+llama-cpp-python==0.3.36
+onnx==1.19.1
+onnxruntime==1.23.2"""
 
 
 # ------------------------------------------------------------------ children
@@ -78,6 +91,11 @@ def peak_rss_mib() -> float:
 
 def child(args: argparse.Namespace) -> int:
     """Runs in the engine's own process: load, warm up, time; prints one JSON line."""
+    if args.child == "ort-prepare":  # the ONNX files, before any timing
+        for int8 in (False, True):
+            onnx_model(pathlib.Path(args.model), int8)
+        print("{}")
+        return 0
     cases = json.loads(pathlib.Path(args.texts).read_text(encoding="utf-8"))
     t0 = time.perf_counter()
     if args.child == "gembed-python":
@@ -98,6 +116,29 @@ def child(args: argparse.Namespace) -> int:
             return m.encode(texts, batch_size=64, convert_to_numpy=True)
         import sentence_transformers
         version = f"sentence-transformers {sentence_transformers.__version__}, torch {torch.__version__}"
+    elif args.child in ("ort-fp32", "ort-int8"):
+        import onnxruntime as ort
+        import numpy as np
+        from tokenizers import Tokenizer
+
+        path = onnx_model(pathlib.Path(args.model), args.child == "ort-int8")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = args.threads
+        so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        tok = Tokenizer.from_file(str(pathlib.Path(args.model) / "tokenizer.json"))
+        tok.enable_truncation(2048)
+        tok.enable_padding(pad_id=0, pad_token="<pad>")
+
+        def embed(texts):
+            outs = []
+            for i in range(0, len(texts), 64):
+                enc = tok.encode_batch(texts[i:i + 64])
+                ids = np.array([e.ids for e in enc], dtype=np.int64)
+                mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+                outs.append(sess.run(None, {"input_ids": ids, "attention_mask": mask})[0])
+            return np.concatenate(outs)
+        version = f"onnxruntime {ort.__version__}"
     elif args.child == "llama-cpp":
         import llama_cpp
 
@@ -128,6 +169,47 @@ def child(args: argparse.Namespace) -> int:
     return 0
 
 
+def onnx_model(model_dir: pathlib.Path, int8: bool) -> pathlib.Path:
+    """The sentence-transformers pipeline as one ONNX graph (input_ids,
+    attention_mask -> normalised embedding), exported on first use; the int8
+    file is quantize_dynamic of the fp32 one. Runs in the bench venv."""
+    out_dir = REPO / ".cache" / "bench" / "onnx"
+    fp32 = out_dir / "embeddinggemma-300m-fp32.onnx"
+    q8 = out_dir / "embeddinggemma-300m-int8.onnx"
+    if not fp32.exists():
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        st = SentenceTransformer(str(model_dir), device="cpu", model_kwargs={"attn_implementation": "eager"})
+
+        class Pipeline(torch.nn.Module):
+            def __init__(self, st):
+                super().__init__()
+                self.st = st
+
+            def forward(self, input_ids, attention_mask):
+                return self.st({"input_ids": input_ids, "attention_mask": attention_mask})["sentence_embedding"]
+
+        enc = st.tokenize(["an example text for the export", "a second, somewhat longer example text for it"])
+        tmp = fp32.with_suffix(".tmp.onnx")
+        with torch.no_grad():
+            torch.onnx.export(Pipeline(st).eval(), (enc["input_ids"], enc["attention_mask"]), str(tmp),
+                              input_names=["input_ids", "attention_mask"], output_names=["embedding"],
+                              dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
+                                            "attention_mask": {0: "batch", 1: "tokens"},
+                                            "embedding": {0: "batch"}},
+                              opset_version=17, dynamo=False)
+        os.replace(tmp, fp32)
+    if int8 and not q8.exists():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        tmp = q8.with_suffix(".tmp.onnx")
+        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+        os.replace(tmp, q8)
+    return q8 if int8 else fp32
+
+
 # -------------------------------------------------------------------- parent
 def run(cmd, env=None, timeout=3600) -> str:
     r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, timeout=timeout)
@@ -152,7 +234,7 @@ def setup_bench_venv(venv: pathlib.Path) -> pathlib.Path:
         run([sys.executable, "-m", "venv", venv])
     req = venv / ".gembed-bench-requirements.txt"
     req.write_text(BENCH_PINS + "\n")
-    print("bench venv: installing torch (several GB), sentence-transformers and llama-cpp-python "
+    print("bench venv: installing torch (several GB), sentence-transformers, onnxruntime and llama-cpp-python "
           "(compiles llama.cpp); this takes a while", file=sys.stderr)
     env = dict(os.environ, CMAKE_ARGS="-DGGML_NATIVE=ON", CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count() or 2))
     run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", req], env=env, timeout=7200)
@@ -221,7 +303,7 @@ def main() -> int:
     if args.quick:
         args.rounds, args.repeat = 1, 2
     ref_py = None
-    if args.setup_only or {"st", "llama-cpp"} & set(engines):
+    if args.setup_only or REF_ENGINES & set(engines):
         ref_py = setup_bench_venv(pathlib.Path(args.bench_venv))
         if args.setup_only:
             print(f"bench venv ready: {ref_py}")
@@ -240,6 +322,10 @@ def main() -> int:
         cases_path, files = make_cases(pathlib.Path(tmp_dir))
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                    OMP_NUM_THREADS=str(args.threads))
+        if {"ort-fp32", "ort-int8"} & set(engines):
+            print("ONNX export (once, not timed)", file=sys.stderr)
+            run([ref_py, __file__, "--child", "ort-prepare", "--model", model, "--gguf", gguf, "--texts", cases_path,
+                 "--threads", args.threads, "--repeat", 1], env=env, timeout=3600)
         for r in range(args.rounds):
             for e in engines:
                 print(f"round {r + 1}/{args.rounds}: {e}", file=sys.stderr)

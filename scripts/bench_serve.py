@@ -306,6 +306,7 @@ def main(argv=None) -> int:
     ap.add_argument("--overload-tokens", type=int, default=12)
     ap.add_argument("--rss-duration", type=float, default=600.0, help="seconds at saturation while RSS is sampled")
     ap.add_argument("--rss-interval", type=float, default=5.0)
+    ap.add_argument("--rss-gembed-only", action="store_true", help="the RSS-over-time run for gembed serve only")
     ap.add_argument("--rss-tokens", type=int, default=128)
     ap.add_argument("--timeout", type=float, default=120.0, help="client timeout per request (s)")
     ap.add_argument("--texts", type=int, default=2048, help="distinct texts per length")
@@ -415,6 +416,8 @@ def main(argv=None) -> int:
         # RSS at saturation over time.
         res["rss"] = []
         for name, s in servers.items():
+            if name != "gembed" and args.rss_gembed_only:
+                continue
             r = load(s.port, bodies[args.rss_tokens], max_conc, 0.0, args.rss_duration, args.timeout,
                      rss_pid=s.proc.pid, rss_interval=args.rss_interval)
             samples = [(t, m) for t, m in r["rss_mib"] if m is not None]

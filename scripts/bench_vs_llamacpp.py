@@ -34,7 +34,7 @@ How each engine is timed:
 
 Usage:
   scripts/bench_vs_llamacpp.py [--gembed build/bin/gembed] [--model M.gguf]
-      [--rounds 3] [--repeat 10] [--mixed 1000] [--no-llama-mixed]
+      [--rounds 3] [--repeat 10] [--mixed 1000] [--no-llama-mixed] [--short 1000]
       [--json-out bench_vs_llamacpp.json] [--quick]
 Timings on a shared machine are noisy: the JSON records `uptime` before and
 after, and everything should be read as provisional unless the load was low.
@@ -255,6 +255,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=10, help="gembed timed calls per round")
     ap.add_argument("--mixed", type=int, default=1000, help="texts in the mixed-length run (0: skip)")
     ap.add_argument("--no-llama-mixed", action="store_true", help="mixed-length run for gembed only")
+    ap.add_argument("--short", type=int, default=1000,
+                    help="texts in the short-text run (10-40 tokens each, e.g. queries and STS sentences; 0: skip)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json-out", default="bench_vs_llamacpp.json")
     ap.add_argument("--quick", action="store_true", help="1 round, 3 repeats, 200 mixed texts (smoke test)")
@@ -359,6 +361,22 @@ def main(argv=None) -> int:
             L["mixed_tokens_s"] = [total / r["compute_s"]]
             L["mixed_batches"] = [r["batches"]]
 
+    if args.short > 0:
+        rng = random.Random(args.seed + 1)
+        lens = [rng.randint(10, 40) for _ in range(args.short)]
+        short = [text_of(n) for n in lens]
+        sg = write_texts(work / "short_g.txt", short, False)
+        sl = write_texts(work / "short_l.txt", short, True)
+        total = sum(lens)
+        res["short"] = {"texts": len(lens), "tokens": total, "mean": total / len(lens)}
+        print(f"short: {len(lens)} texts, {total} tokens", flush=True)
+        for _ in range(max(1, args.rounds)):
+            j = g.bench_input(sg, T)
+            add(G, "short_texts_s", j["texts_per_s"])
+            if have_llama:
+                c = ll.best_compute_s(sl, T, L_fa, "short_s")
+                add(L, "short_texts_s", len(lens) / c)
+
     res["uptime_after"] = uptime()
     res["llama_flash_attention"] = ll.flash_attn
     res["llama_settings"] = (f"-t {T} -c 2048 -b 2048 -ub 2048 --pooling mean --embd-normalize 2; latency and "
@@ -402,6 +420,10 @@ def main(argv=None) -> int:
             ".1f", False, "holds")
         row(f"mixed lengths, {res['mixed']['tokens']} tokens (tokens/s)", "mixed_tokens_s", "mixed_tokens_s",
             " tok/s", ".0f", False, "")
+
+    if "short_texts_s" in mg_:
+        row(f"short texts, {res['short']['texts']} x 10-40 tokens (mean {res['short']['mean']:.1f})",
+            "short_texts_s", "short_texts_s", " texts/s", ".1f", False, ">= 120 texts/s")
 
     table = ["| case | llama.cpp | gembed | gembed advantage | target |", "|---|---|---|---|---|"]
     table += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]

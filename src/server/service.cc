@@ -341,6 +341,7 @@ Response Service::Info() const {
       {"tasks", tasks},
       {"default_task", options_.default_task},
       {"isa", engine_.isa()},
+      {"kernels", engine_.kernels()},
       {"precision", std::string(PrecisionName(engine_.precision()))},
       {"threads", engine_.threads()},
       {"max_batch_tokens", options_.max_batch_tokens},

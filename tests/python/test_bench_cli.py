@@ -151,3 +151,58 @@ def test_bad_arguments_fail_cleanly(gembed, model, args, message):
 def test_missing_model_fails_cleanly(gembed, tmp_path):
     r = run([gembed, "bench", "--model", tmp_path / "none.gguf", "--tokens", "8"], check=False)
     assert r.returncode == 1 and "gembed bench:" in r.stderr.decode()
+
+
+# ---- --tune and --roofline ------------------------------------------------------
+
+
+def test_tune_measures_shows_and_caches(gembed, tmp_path):
+    env = dict(os.environ, GEMBED_CACHE_DIR=str(tmp_path / "cache"))
+    env.pop("GEMBED_TUNE", None)
+    env.pop("GEMBED_GEMM_Q8", None)
+    r = run([gembed, "bench", "--tune", "--json"], env=env)  # --model is not needed for --tune alone
+    j = json.loads(r.stdout.decode().strip().splitlines()[-1])
+    assert j["isa"] in ("generic", "avx2", "avx512vnni")
+    names = [v["variant"] for v in j["variants"]]
+    if j["isa"] == "generic":
+        assert names == [] and j["source"] == "default"
+        return
+    assert len(names) >= 2 and len(set(names)) == len(names)
+    assert j["gemm_q8_small"] in names and j["gemm_q8_large"] in names
+    assert all(v["small_ms"] > 0 and v["large_ms"] > 0 for v in j["variants"])
+    assert j["source"] == "measured"
+    cache = tmp_path / "cache" / "tune"
+    files = list(cache.iterdir())
+    assert len(files) == 1 and files[0].name.endswith(f"-{j['isa']}-v1.json"), files
+    saved = json.loads(files[0].read_text())
+    assert (saved["gemm_q8_small"], saved["gemm_q8_large"]) == (j["gemm_q8_small"], j["gemm_q8_large"])
+    # The text form says what was chosen and why.
+    r = run([gembed, "bench", "--tune"], env=env)
+    out = r.stdout.decode()
+    assert "<- short inputs" in out and "<- long inputs" in out and "chosen:" in out, out
+
+
+def test_bench_reports_the_kernels_it_ran(gembed, model, tmp_path):
+    env = dict(os.environ, GEMBED_CACHE_DIR=str(tmp_path / "cache"), GEMBED_TUNE="off")
+    r = run([gembed, "bench", "--model", model, "--tokens", 8, "--repeat", 1, "--json"], env=env)
+    j = json.loads(r.stdout.decode().strip().splitlines()[-1])
+    assert j["kernels"].startswith("gemm_q8 "), j["kernels"]
+    assert j["kernels"].endswith("(off)") or j["kernels"].endswith("(default)"), j["kernels"]
+    assert not (tmp_path / "cache").exists(), "GEMBED_TUNE=off writes no cache"
+
+
+def test_roofline_is_consistent(gembed, model):
+    j = bench(gembed, model, "--tokens", 16, "--batch", 4, "--repeat", 2, "--roofline")
+    rl = j["roofline"]
+    for k in ("gmacs", "weight_gbs", "pct_int8_peak", "pct_dram_peak", "limit_ms", "bound", "pct_of_limit"):
+        assert k in rl, k
+    peaks = j["peaks"]
+    if peaks["int8_gmacs_per_core"] == 0:  # no AVX-512 VNNI on this host: nothing to compare with
+        assert rl["pct_int8_peak"] == 0
+        return
+    assert peaks["dram_gbs"] > 0 and peaks["threads"] == j["threads"]
+    assert rl["gmacs"] > 0 and rl["weight_gbs"] > 0 and rl["limit_ms"] > 0
+    assert rl["bound"] in ("int8 compute", "weights from DRAM")
+    # The limit is what the peaks allow, so the achieved share of it is the larger of the two shares.
+    assert rl["pct_of_limit"] == pytest.approx(max(rl["pct_int8_peak"], rl["pct_dram_peak"]), rel=1e-6)
+    assert 0 < rl["pct_of_limit"] < 150  # above 100% would mean a wrong peak or count (allowing for noise)

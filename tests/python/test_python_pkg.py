@@ -204,7 +204,7 @@ def test_attributes_tokenize_and_info(m, tokenizer_dir):
     assert len(m.tokenize("lorem ipsum " * 3000)) == 2048
     assert m.token_text(m.tokenize("hello")[1]) == "hello"
     info = m.info()
-    for key in ("version", "path", "format", "isa", "precision", "threads", "weight_type", "dims", "config",
+    for key in ("version", "path", "format", "isa", "kernels", "precision", "threads", "weight_type", "dims", "config",
                 "max_seq_length", "stats", "load_ms", "prompt_table", "task_names"):
         assert key in info, key
     assert info["format"] == "gguf" and info["weight_type"] == "Q8_0" and info["threads"] == 2

@@ -243,6 +243,7 @@ def test_tokenize_info_models_metrics(gembed, model, server):
     status, _, info = server.request("GET", "/info", headers=AUTH)
     assert status == 200 and info["dims"] == 256 and info["supported_dims"] == [256, 128]
     assert info["model_dtype"] == "Q8_0" and info["model_id"] == "gembed-test" and info["threads"] == 2
+    assert info["kernels"].startswith("gemm_q8 "), info["kernels"]
     assert "query" in info["tasks"] and info["max_client_batch_size"] == 2048
     m = server.metrics()
     assert m["gembed_forward_passes_total"] >= 1
