@@ -49,10 +49,10 @@ t0 = time.perf_counter()
 import ray, ray.data
 import gembed.ray as gray
 src, out, model, actors, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-ray.init(num_cpus=actors * threads + 1, _node_ip_address="127.0.0.1", include_dashboard=False,
+ray.init(num_cpus=actors * threads + 2, _node_ip_address="127.0.0.1", include_dashboard=False,
          object_store_memory=512 << 20, log_to_driver=False)
 t1 = time.perf_counter()
-ds = ray.data.read_parquet(src, override_num_blocks=max(8, actors * 4))
+ds = ray.data.read_parquet(src)
 ds = gray.embed_dataset(ds, model=model, text_column="text", task=None, dim=None, concurrency=actors,
                         threads_per_actor=threads, batch_size=1024)
 ds.write_parquet(out)
@@ -67,7 +67,8 @@ def run_ray(python: str, texts: list[str], model: pathlib.Path, actors: int, thr
     import pyarrow.parquet as pq
 
     src = tmp / "corpus.parquet"
-    pq.write_table(pa.table({"text": texts}), src)
+    # Row groups become Ray blocks, and a block goes to one actor: enough of them for every actor.
+    pq.write_table(pa.table({"text": texts}), src, row_group_size=max(256, len(texts) // (actors * 8)))
     out = tmp / "ray_out"
     env = dict(os.environ, RAY_DEDUP_LOGS="0")
     r = timed_run([python, "-c", RAY_SCRIPT, src, out, model, str(actors), str(threads)], env=env)
@@ -77,6 +78,17 @@ def run_ray(python: str, texts: list[str], model: pathlib.Path, actors: int, thr
         raise RuntimeError(f"Ray wrote {rows} rows for {len(texts)} texts")
     stats["wall_s"] = r["wall_s"]
     return stats
+
+
+def add_ray(res: dict, rr: dict, args) -> None:
+    rr["texts_per_s_total"] = args.rows / rr["wall_s"]
+    rr["texts_per_s_pipeline"] = args.rows / rr["pipeline_s"]
+    rr["overhead_total"] = rr["wall_s"] / res["embed"]["wall_s"] - 1
+    rr["overhead_pipeline"] = rr["pipeline_s"] / res["embed"]["wall_s"] - 1
+    res["ray"] = rr
+    print(f"Ray ({args.threads} actors x 1 thread): whole job {rr['wall_s']:.1f} s "
+          f"({100 * rr['overhead_total']:+.1f}% vs the CLI), map+write stage {rr['pipeline_s']:.1f} s "
+          f"({100 * rr['overhead_pipeline']:+.1f}%)", flush=True)
 
 
 def main(argv=None) -> int:
@@ -89,12 +101,25 @@ def main(argv=None) -> int:
     ap.add_argument("--ray", action="store_true", help="also run gembed.ray (needs ray[data] and pyarrow)")
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--json-out")
+    ap.add_argument("--ray-only", metavar="JSON",
+                    help="run only the Ray part and add it to this earlier result of the same --rows/--seed")
     args = ap.parse_args(argv)
 
     g = Gembed(pathlib.Path(args.gembed), pathlib.Path(args.model))
     lengths = passage_lengths(args.rows, args.seed)
     texts = [text_of(n) for n in lengths]
     tokens = sum(lengths)
+    if args.ray_only:
+        res = json.loads(pathlib.Path(args.ray_only).read_text())
+        if (res["rows"], res["tokens"]) != (args.rows, tokens):
+            sys.exit("--ray-only: that result is for another corpus (--rows / --seed)")
+        with tempfile.TemporaryDirectory() as td:
+            rr = run_ray(sys.executable, texts, pathlib.Path(args.model), actors=args.threads, threads=1,
+                         tmp=pathlib.Path(td))
+        add_ray(res, rr, args)
+        res["uptime_after_ray"] = uptime()
+        pathlib.Path(args.json_out or args.ray_only).write_text(json.dumps(res, indent=2) + "\n")
+        return 0
     res = {"rows": args.rows, "tokens": tokens, "mean_tokens": tokens / args.rows, "threads": args.threads,
            "uptime_before": uptime()}
     with tempfile.TemporaryDirectory() as td:
@@ -135,14 +160,7 @@ def main(argv=None) -> int:
                       flush=True)
         if args.ray:
             rr = run_ray(sys.executable, texts, pathlib.Path(args.model), actors=args.threads, threads=1, tmp=tmp)
-            rr["texts_per_s_total"] = args.rows / rr["wall_s"]
-            rr["texts_per_s_pipeline"] = args.rows / rr["pipeline_s"]
-            rr["overhead_total"] = rr["wall_s"] / res["embed"]["wall_s"] - 1
-            rr["overhead_pipeline"] = rr["pipeline_s"] / res["embed"]["wall_s"] - 1
-            res["ray"] = rr
-            print(f"Ray ({args.threads} actors x 1 thread): whole job {rr['wall_s']:.1f} s "
-                  f"({100 * rr['overhead_total']:+.1f}% vs the CLI), map+write stage {rr['pipeline_s']:.1f} s "
-                  f"({100 * rr['overhead_pipeline']:+.1f}%)", flush=True)
+            add_ray(res, rr, args)
     res["uptime_after"] = uptime()
     if args.json_out:
         pathlib.Path(args.json_out).write_text(json.dumps(res, indent=2) + "\n")
