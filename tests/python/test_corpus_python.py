@@ -81,8 +81,10 @@ def test_parquet_bad_rows(gembed, model, tmp_path):
 # ---- Ray -------------------------------------------------------------------------
 
 ray = pytest.importorskip("ray", reason="ray is not installed (requirements-dev.txt)")
-# A local one-node Ray cluster on the loopback: ~30 s on 2 cores. GEMBED_SKIP_RAY=1 skips it.
-ray_only = pytest.mark.skipif(os.environ.get("GEMBED_SKIP_RAY") == "1", reason="GEMBED_SKIP_RAY=1")
+# A local one-node Ray cluster on the loopback: ~30 s on 2 quiet cores, but minutes when the cores are
+# shared, so opt-in for now: GEMBED_TEST_RAY=1.
+ray_only = pytest.mark.skipif(os.environ.get("GEMBED_TEST_RAY") != "1",
+                              reason="the Ray test is opt-in: GEMBED_TEST_RAY=1")
 
 
 import gembed.ray  # noqa: E402  (after the importorskip above)
