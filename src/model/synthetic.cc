@@ -170,6 +170,16 @@ Result<std::vector<uint8_t>> EncodeTensor(const float* v, int64_t cols, int64_t 
         reference::QuantizeRowQ8_0(v + r * cols, cols, reinterpret_cast<BlockQ8_0*>(bytes.data() + r * *row_bytes));
       }
       break;
+    case DType::kQ4_0:
+      for (int64_t r = 0; r < rows; ++r) {
+        reference::QuantizeRowQ4_0(v + r * cols, cols, reinterpret_cast<BlockQ4_0*>(bytes.data() + r * *row_bytes));
+      }
+      break;
+    case DType::kQ4_1:
+      for (int64_t r = 0; r < rows; ++r) {
+        reference::QuantizeRowQ4_1(v + r * cols, cols, reinterpret_cast<BlockQ4_1*>(bytes.data() + r * *row_bytes));
+      }
+      break;
     default:
       return Unsupported("synthetic models cannot be written as {}", DTypeName(dtype));
   }
