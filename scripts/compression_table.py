@@ -37,9 +37,9 @@ CALIB = "bench/data/calib_texts_v1.txt"
 
 # name -> (label, gembed command after the input folder; {out} {calib} filled in)
 VARIANTS = {
-    "f32": ("F32", ["convert", "{ref}", "-o", "{out}", "--type", "f32"]),
-    "bf16": ("BF16", ["convert", "{ref}", "-o", "{out}", "--type", "bf16"]),
-    "q8_0": ("Q8_0 (today)", ["convert", "{ref}", "-o", "{out}", "--type", "q8_0"]),
+    "f32": ("F32", ["quantize", "{ref}", "-o", "{out}", "--type", "f32"]),
+    "bf16": ("BF16", ["quantize", "{ref}", "-o", "{out}", "--type", "bf16"]),
+    "q8_0": ("Q8_0 (today)", ["quantize", "{ref}", "-o", "{out}", "--type", "q8_0"]),
     "q4_0": ("Q4_0 (ggml rule)", ["quantize", "{ref}", "-o", "{out}", "--type", "q4_0", "--no-search"]),
     "q4_1aw": ("Q4_1, activation-aware search", ["quantize", "{ref}", "-o", "{out}", "--type", "q4_1",
                                                   "--calib", "{calib}"]),
@@ -145,23 +145,30 @@ def time_llama(model, reps, threads):
 
 
 def llama_quality(model, ref, text_set, threads):
-    """llama.cpp's vectors for the evaluation texts against the reference, and
-    gembed's vectors from the same file against llama.cpp's (compatibility)."""
+    """llama.cpp's vectors from `model` (prompts prepended as gembed's tasks do)
+    against the reference, and gembed's vectors from the same file against
+    llama.cpp's (the compatibility check: cos >= 0.999 expected)."""
+    import numpy as np
     import llamacpp_ref as lc
     import oracle_texts as T
-    full = [T.task_prefix(None, None) + t for t in text_set["texts"]]
-    llama = lc.embed(model, full, threads=threads, max_tokens=2048)
-    llama /= lc_norm(llama)
+
+    def llama(texts, task=None):
+        v = lc.embed(model, [T.task_prefix(task) + t for t in texts], threads=threads, max_tokens=2048)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+    texts = llama(text_set["texts"])
     gem = eq.embed(model, text_set["texts"])
-    cos_ref = (llama * ref.texts).sum(axis=1)
-    cos_gem = (llama * gem).sum(axis=1)
-    return {"cos_mean": float(cos_ref.mean()), "cos_min": float(cos_ref.min()),
-            "llama_vs_gembed_cos_mean": float(cos_gem.mean()), "llama_vs_gembed_cos_min": float(cos_gem.min())}
-
-
-def lc_norm(v):
-    import numpy as np
-    return np.linalg.norm(v, axis=1, keepdims=True)
+    cos_ref = (texts * ref.texts).sum(axis=1)
+    cos_gem = (texts * gem).sum(axis=1)
+    q, d = llama(text_set["queries"], "query"), llama(text_set["documents"], "document")
+    out = {"cos_mean": float(cos_ref.mean()), "cos_min": float(cos_ref.min()),
+           "top10": eq.topk_agreement(ref.queries, ref.docs, q, d),
+           "llama_vs_gembed_cos_mean": float(cos_gem.mean()), "llama_vs_gembed_cos_min": float(cos_gem.min()),
+           "sts_spearman": None}
+    if ref.sts:
+        s1, s2, gold = ref.sts
+        a, b = llama(s1, "similarity"), llama(s2, "similarity")
+        out["sts_spearman"] = 100.0 * eq.spearman(gold, (a * b).sum(axis=1))
+    return out
 
 
 def markdown(rows, timing):
@@ -220,7 +227,8 @@ def main():
     ap.add_argument("--work", default=str(ROOT / ".cache" / "compress"))
     ap.add_argument("--calib", default=str(ROOT / CALIB))
     ap.add_argument("--texts", default=str(eq.DEFAULT_TEXTS))
-    ap.add_argument("--sts", default=None)
+    ap.add_argument("--sts", default=None, help="STS-B dev.tsv (default .cache/stsb/dev.tsv when present; "
+                                                  "'none': skip the STS column)")
     ap.add_argument("--timing", choices=["full", "quick", "none"], default="full")
     ap.add_argument("--variants", default=",".join(VARIANTS) + ",llama")
     ap.add_argument("--threads", type=int, default=2)
@@ -231,6 +239,8 @@ def main():
     work = pathlib.Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     sts = args.sts or (str(eq.DEFAULT_STS) if eq.DEFAULT_STS.exists() else None)
+    if sts == "none":
+        sts = None
     text_set = json.loads(pathlib.Path(args.texts).read_text(encoding="utf-8"))
     names = [n for n in args.variants.split(",") if n]
     unknown = [n for n in names if n not in VARIANTS and n != "llama"]

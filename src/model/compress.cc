@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <mutex>
 #include <numeric>
 #include <set>
 
@@ -340,9 +341,13 @@ Result<FloatModel> ToFloatModel(const SourceModel& source, int threads) {
     const int64_t rows = s.n_dims >= 2 ? s.ne[1] : 1;
     t.data.resize(static_cast<size_t>(rows * s.ne[0]));
     Status row_status;
+    std::mutex mu;
     GEMBED_RETURN_IF_ERROR(RunParallel(threads, rows, [&](int64_t r0, int64_t r1) {
       Status rs = ViewRowsToF32(view, r0, r1, t.data.data() + r0 * s.ne[0]);
-      if (!rs.ok() && r0 == 0) row_status = rs;
+      if (!rs.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        row_status = rs;
+      }
     }));
     GEMBED_RETURN_IF_ERROR(row_status.WithContext(s.name));
     fm.tensors.emplace(s.name, std::move(t));
@@ -531,6 +536,7 @@ Status WriteCompressedModel(const SourceModel& source, const FloatModel& model, 
         plan.importance != nullptr ? plan.importance->MeanSquare(s.name, cols) : std::vector<float>{};
     const float* impp = imp.empty() ? nullptr : imp.data();
     Status enc;
+    std::mutex enc_mu;
     GEMBED_RETURN_IF_ERROR(RunParallel(threads, rows, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const float* x = t.data.data() + r * cols;
@@ -544,7 +550,8 @@ Status WriteCompressedModel(const SourceModel& source, const FloatModel& model, 
         } else {
           auto b = EncodeTensor(x, cols, 1, dt);
           if (!b.ok()) {
-            if (r == r0) enc = b.status();
+            std::lock_guard<std::mutex> lock(enc_mu);
+            enc = b.status();
             return;
           }
           std::memcpy(dst, b->data(), b->size());

@@ -247,3 +247,27 @@ def test_quantize_from_gguf_keeps_keys(gembed, tiny):
     check_vectors(gembed, q4, 0.999)
     info = run([gembed, "inspect", q4]).stdout
     assert "Q4_0" in info
+
+
+def test_table_script_smallest_settings(gembed, tiny, tmp_path):
+    """scripts/compression_table.py end to end on the tiny model (quick timing,
+    no STS): every row gets its quality and timing figures."""
+    d, f32, calib = tiny
+    out = tmp_path / "table.json"
+    md = tmp_path / "table.md"
+    r = subprocess.run([sys.executable, REPO / "scripts" / "compression_table.py", "--reference", f32, "--work",
+                        tmp_path / "work", "--calib", calib, "--timing", "quick", "--sts", "none", "--variants",
+                        "q8_0,q4_0,q4_1aw,mixed,sparse50,drop2", "--json", out, "--markdown", md],
+                       capture_output=True, text=True, env={**__import__("os").environ, "GEMBED_BIN": str(gembed)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = {row["name"]: row for row in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"q8_0", "q4_0", "q4_1aw", "mixed", "sparse50", "drop2"}
+    for name, row in rows.items():
+        q, t = row["quality"], row["timing"]
+        assert 0.5 < q["cos_min"] <= q["cos_mean"] <= 1.0 + 1e-6, (name, q)
+        assert 0.0 <= q["top10"] <= 1.0 and q["sts_spearman"] is None
+        assert t["ms_12"] > 0 and t["ms_128"] > 0 and t["texts_per_s_64x128"] > 0 and t["peak_rss_mib"] > 0
+    # Orders that must hold on any model: 8-bit beats 4-bit; 4-bit files are smaller.
+    assert rows["q8_0"]["quality"]["cos_mean"] > rows["q4_0"]["quality"]["cos_mean"]
+    assert rows["q4_0"]["file_mb"] < rows["q8_0"]["file_mb"]
+    assert "| Q4_0 (ggml rule) |" in md.read_text()
