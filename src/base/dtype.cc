@@ -15,7 +15,7 @@ struct Info {
 constexpr Info kInfos[] = {
     {DType::kF32, "F32", 1, 4, true},     {DType::kF16, "F16", 1, 2, true},
     {DType::kBF16, "BF16", 1, 2, true},   {DType::kQ8_0, "Q8_0", 32, 34, true},
-    {DType::kQ4_0, "Q4_0", 32, 18, false}, {DType::kQ4_1, "Q4_1", 32, 20, false},
+    {DType::kQ4_0, "Q4_0", 32, 18, true},  {DType::kQ4_1, "Q4_1", 32, 20, true},
     {DType::kQ5_0, "Q5_0", 32, 22, false}, {DType::kQ5_1, "Q5_1", 32, 24, false},
     {DType::kI8, "I8", 1, 1, false},      {DType::kI16, "I16", 1, 2, false},
     {DType::kI32, "I32", 1, 4, false},    {DType::kF64, "F64", 1, 8, false},

@@ -23,6 +23,10 @@ constexpr KernelTable MakeGenericTable() {
   t.f16_to_f32 = reference::F16ToF32;
   t.bf16_to_f32 = reference::Bf16ToF32;
   t.q8_0_to_f32 = reference::Q8_0ToF32;
+  t.gemm_q4 = reference::GemmQ4;
+  t.gemm_q8_sparse = reference::GemmQ8Sparse;
+  t.q4_0_to_f32 = reference::Q4_0ToF32;
+  t.q4_1_to_f32 = reference::Q4_1ToF32;
   return t;
 }
 
@@ -45,6 +49,8 @@ constexpr KernelTable MakeGenericTable() {
     t.f16_to_f32 = ns::F16ToF32;                  \
     t.bf16_to_f32 = ns::Bf16ToF32;                \
     t.q8_0_to_f32 = ns::Q8_0ToF32;                \
+    t.gemm_q4 = ns::GemmQ4;                       \
+    t.gemm_q8_sparse = ns::GemmQ8Sparse;          \
     return t;                                     \
   }()
 

@@ -34,6 +34,9 @@ std::optional<Isa> IsaFromName(std::string_view name);
 inline constexpr int64_t kPanelWidth = 16;
 // Bytes of int8 weights per (panel, 32-element block): 8 groups of 4 k x 16 rows.
 inline constexpr int64_t kQ8PanelBlockBytes = kPanelWidth * kQ8BlockElems;
+// Bytes of 4-bit weights per (panel, 32-element block): 4 groups of 64 bytes,
+// each byte two weights (see PackedMatrix, kQ4Panels).
+inline constexpr int64_t kQ4PanelBlockBytes = kPanelWidth * kQ8BlockElems / 2;
 
 using GemmQ8Fn = void (*)(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd,
                           const int32_t* xcorr, const uint8_t* wq, const uint16_t* wd, float* y,
@@ -67,6 +70,34 @@ struct KernelTable {
   // Float accumulation order is fixed (blocks in order, one fma per block), so
   // every ISA produces bit-identical results.
   GemmQ8Fn gemm_q8;
+
+  // ---- 4-bit GEMM (Q4_0 / Q4_1 weights x Q8 activations) -------------------
+  // Same activations and contract as gemm_q8. Weights: panel p, block b is
+  // 256 bytes at wq + (p*nb + b)*256, ordered [g = 0..3][j = 0..15][t = 0..3];
+  // byte (g, j, t) holds q[16p+j][32b+4g+t] in its low nibble and
+  // q[16p+j][32b+16+4g+t] in its high nibble (q in [0, 15]), so one AND and
+  // one shift+AND give two 64-byte vpdpbusd operands. Scales wd as gemm_q8.
+  //   wm == nullptr (Q4_0): w = d * (q - 8); dot_b = sum (q - 8) x, exact int32;
+  //     y = sum_b fma(float(dot_b) * dw, dx, acc).
+  //   wm != nullptr (Q4_1): w = d * q + m, mins laid out like wd;
+  //     dot_b = sum q x; s_b = sum x (the int8 activations of block b);
+  //     acc = fma(float(dot_b) * dw, dx, acc); acc = fma(m, dx * float(s_b), acc).
+  // Fixed float order (blocks in order): every ISA is bit-identical.
+  void (*gemm_q4)(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd,
+                  const int32_t* xcorr, const uint8_t* wq, const uint16_t* wd, const uint16_t* wm,
+                  float* y, int64_t ldy);
+
+  // ---- block-sparse Q8 GEMM --------------------------------------------------
+  // gemm_q8 over a matrix whose all-zero (panel, block) tiles are not stored:
+  // panel p (p < ceil(n/16), counted from the first panel of the range) owns
+  // entries e in [panel_ptr[p], panel_ptr[p+1]); entry e is block blk[e] (blocks
+  // ascending within a panel), its 512 weight bytes at wq + e*512 and its 16
+  // fp16 scales at wd + e*16 (wq / wd are the matrix's entry arrays; entry
+  // indices are absolute). A skipped block adds exactly 0, so the result is
+  // bit-identical to gemm_q8 on the dense matrix.
+  void (*gemm_q8_sparse)(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd,
+                         const int32_t* xcorr, const uint8_t* wq, const uint16_t* wd,
+                         const int32_t* panel_ptr, const int32_t* blk, float* y, int64_t ldy);
 
   // ---- fp32 GEMM -----------------------------------------------------------
   // c[i*ldc + j] = sum_kk a[i*lda + kk] * B(kk, j) for i < m, j < n (overwrites c).
@@ -109,6 +140,9 @@ struct KernelTable {
   void (*f16_to_f32)(const uint16_t* src, int64_t n, float s, float* out);
   void (*bf16_to_f32)(const uint16_t* src, int64_t n, float s, float* out);
   void (*q8_0_to_f32)(const BlockQ8_0* src, int64_t n, float s, float* out);
+  // d * (q - 8) * s and (d * q + m) * s for Q4_0 / Q4_1 blocks (n % 32 == 0).
+  void (*q4_0_to_f32)(const BlockQ4_0* src, int64_t n, float s, float* out);
+  void (*q4_1_to_f32)(const BlockQ4_1* src, int64_t n, float s, float* out);
 };
 
 // The table of one level. Only meaningful for levels the host supports

@@ -72,8 +72,9 @@ void Ops::SetGemmQ8(GemmQ8Fn small, GemmQ8Fn large, int64_t small_m_max) {
 Status Ops::EmbeddingLookup(const TensorView& emb, std::span<const int32_t> ids, float scale,
                             float* out) {
   const DType dt = emb.dtype;
-  if (dt != DType::kF32 && dt != DType::kF16 && dt != DType::kBF16 && dt != DType::kQ8_0)
-    return Unsupported("embedding table dtype {} (supported: F32, F16, BF16, Q8_0)",
+  if (dt != DType::kF32 && dt != DType::kF16 && dt != DType::kBF16 && dt != DType::kQ8_0 && dt != DType::kQ4_0 &&
+      dt != DType::kQ4_1)
+    return Unsupported("embedding table dtype {} (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1)",
                        DTypeName(dt));
   const int64_t d = emb.ne[0], rows = emb.rows();
   const std::optional<uint64_t> row_bytes = DTypeRowBytes(dt, static_cast<uint64_t>(d));
@@ -100,6 +101,12 @@ Status Ops::EmbeddingLookup(const TensorView& emb, std::span<const int32_t> ids,
           break;
         case DType::kBF16:
           kt.bf16_to_f32(reinterpret_cast<const uint16_t*>(row), d, scale, o);
+          break;
+        case DType::kQ4_0:
+          kt.q4_0_to_f32(reinterpret_cast<const BlockQ4_0*>(row), d, scale, o);
+          break;
+        case DType::kQ4_1:
+          kt.q4_1_to_f32(reinterpret_cast<const BlockQ4_1*>(row), d, scale, o);
           break;
         default:
           kt.q8_0_to_f32(reinterpret_cast<const BlockQ8_0*>(row), d, scale, o);
@@ -140,7 +147,7 @@ void Ops::RunMatMuls(const float* x, int64_t m, std::span<const MatMulOutput> ou
   if (m <= 0 || outputs.empty()) return;
   const int64_t k = outputs[0].w->k;
   bool any_q8 = false;
-  for (const MatMulOutput& o : outputs) any_q8 |= o.w->format == PackedFormat::kQ8Panels;
+  for (const MatMulOutput& o : outputs) any_q8 |= o.w->wants_q8();
   RowsOut in;
   in.f32 = const_cast<float*>(x);  // read only: MatMulPrepared never writes its input
   if (any_q8) {
@@ -166,7 +173,7 @@ void Ops::MatMulPrepared(const RowsOut& x, int64_t m, int64_t k, std::span<const
   int64_t total_panels = 0;
   for (const MatMulOutput& o : outputs) {
     GEMBED_DCHECK(o.w->k == k);
-    GEMBED_DCHECK(o.w->format == PackedFormat::kQ8Panels ? x.has_q8() : x.f32 != nullptr);
+    GEMBED_DCHECK(o.w->wants_q8() ? x.has_q8() : x.f32 != nullptr);
     total_panels += o.w->panels;
   }
   const int64_t nb = k / kQ8BlockElems;
@@ -189,6 +196,14 @@ void Ops::MatMulPrepared(const RowsOut& x, int64_t m, int64_t k, std::span<const
         gemm_q8(r1 - r0, ncols, nb, x.qs + r0 * k, x.d + r0 * nb, x.corr + r0 * nb,
                    w.q8_qs() + lb * nb * kQ8PanelBlockBytes, w.q8_scales() + lb * nb * kPanelWidth,
                    y, w.n);
+      } else if (w.format == PackedFormat::kQ4Panels) {
+        const uint16_t* mins = w.q4_mins();
+        kt.gemm_q4(r1 - r0, ncols, nb, x.qs + r0 * k, x.d + r0 * nb, x.corr + r0 * nb,
+                   w.q4_qs() + lb * nb * kQ4PanelBlockBytes, w.q4_scales() + lb * nb * kPanelWidth,
+                   mins != nullptr ? mins + lb * nb * kPanelWidth : nullptr, y, w.n);
+      } else if (w.format == PackedFormat::kQ8SparsePanels) {
+        kt.gemm_q8_sparse(r1 - r0, ncols, nb, x.qs + r0 * k, x.d + r0 * nb, x.corr + r0 * nb, w.sparse_qs(),
+                          w.sparse_scales(), w.panel_ptr.data() + lb, w.blk.data(), y, w.n);
       } else {
         kt.gemm_f32(r1 - r0, ncols, k, x.f32 + r0 * k, k, w.f32_panels() + lb * kPanelWidth * k,
                     kPanelWidth, kPanelWidth * k, y, w.n);

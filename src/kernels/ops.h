@@ -36,8 +36,10 @@ namespace gembed {
 
 // How a PackedMatrix stores its weights.
 enum class PackedFormat : int {
-  kF32Panels = 0,  // F32 / F16 / BF16 sources (and Q8_0 with widen_q8), widened exactly to fp32
-  kQ8Panels = 1,   // Q8_0 sources, int8 repacked for VNNI, fp16 block scales kept
+  kF32Panels = 0,        // F32 / F16 / BF16 sources (and Q8_0 / Q4_x with widen_q8), widened to fp32
+  kQ8Panels = 1,         // Q8_0 sources, int8 repacked for VNNI, fp16 block scales kept
+  kQ4Panels = 2,         // Q4_0 / Q4_1 sources, nibbles repacked for VNNI, fp16 scales (and mins) kept
+  kQ8SparsePanels = 3,   // Q8_0 sources with enough all-zero 16 x 32 tiles: only the others stored
 };
 
 // A 2-D weight W [n x k] (GGUF ne0 = k input features, ne1 = n output rows)
@@ -57,6 +59,19 @@ enum class PackedFormat : int {
 //          (dot = sum (w+128) x - 128 sum x).
 //   q8_scales: fp16 block scales, panel p block b row j at (p*nb + b)*16 + j.
 //   34 bytes per 32 weights, as in the GGUF file.
+// kQ4Panels (k % 32 == 0): q4_qs: panel p, block b occupy 256 bytes at
+//   (p*nb + b)*256, ordered [g = 0..3][j = 0..15][t = 0..3]; the byte holds
+//   q[16p+j][32b+4g+t] (low nibble) and q[16p+j][32b+16+4g+t] (high nibble),
+//   i.e. GGUF byte qs[4g+t] of row 16p+j's block b moved, not changed. Then the
+//   fp16 scales (as q8_scales) and, for Q4_1, the fp16 mins in the same order.
+//   18 (Q4_0) or 20 (Q4_1) bytes per 32 weights. Padding rows: q 0, d 0, m 0.
+// kQ8SparsePanels: a kQ8Panels matrix without its all-zero (panel, block)
+//   tiles (every int8 weight of the 16 rows x 32 k is 0). Entry e (in panel
+//   order, blocks ascending) stores one kept tile: 512 bytes at e*512, then
+//   after all entries its 16 fp16 scales at e*16. panel_ptr[p]..panel_ptr[p+1]
+//   are panel p's entries, blk[e] the block index of entry e. Chosen by
+//   PackMatrix when at least PackOptions::sparse_min_zero_fraction of the
+//   tiles are zero; gemm_q8_sparse skips the rest, bit-identical to dense.
 struct PackedMatrix {
   PackedFormat format = PackedFormat::kF32Panels;
   DType source_dtype = DType::kF32;  // dtype of the GGUF tensor this came from
@@ -69,13 +84,31 @@ struct PackedMatrix {
   AlignedBuffer owned;
   uint8_t* storage = nullptr;
 
-  int64_t blocks() const { return k / kQ8BlockElems; }  // Q8: blocks per row
+  // kQ8SparsePanels only: panels + 1 entry offsets, and the block of each entry.
+  std::vector<int32_t> panel_ptr, blk;
+
+  int64_t blocks() const { return k / kQ8BlockElems; }  // Q8 / Q4: blocks per row
   const uint8_t* bytes() const { return storage; }
   const float* f32_panels() const { return reinterpret_cast<const float*>(storage); }
   const uint8_t* q8_qs() const { return storage; }
   const uint16_t* q8_scales() const {
     return reinterpret_cast<const uint16_t*>(storage + panels * blocks() * kQ8PanelBlockBytes);
   }
+  const uint8_t* q4_qs() const { return storage; }
+  const uint16_t* q4_scales() const {
+    return reinterpret_cast<const uint16_t*>(storage + panels * blocks() * kQ4PanelBlockBytes);
+  }
+  // Q4_1's mins; nullptr for Q4_0.
+  const uint16_t* q4_mins() const {
+    return source_dtype == DType::kQ4_1 ? q4_scales() + panels * blocks() * kPanelWidth : nullptr;
+  }
+  int64_t sparse_entries() const { return static_cast<int64_t>(blk.size()); }
+  const uint8_t* sparse_qs() const { return storage; }
+  const uint16_t* sparse_scales() const {
+    return reinterpret_cast<const uint16_t*>(storage + sparse_entries() * kQ8PanelBlockBytes);
+  }
+  // Whether MatMul feeds this matrix Q8 activations (all but kF32Panels).
+  bool wants_q8() const { return format != PackedFormat::kF32Panels; }
   size_t packed_bytes() const;
 };
 
@@ -85,10 +118,13 @@ struct PackOptions {
   // activations in fp32 instead of rounding them to int8 ("high precision").
   // Costs 4 bytes per weight instead of 34/32, and the fp32 GEMM's speed.
   bool widen_q8 = false;
+  // A Q8_0 matrix whose all-zero 16 x 32 tiles make up at least this fraction
+  // is packed as kQ8SparsePanels (> 1: never).
+  double sparse_min_zero_fraction = 0.2;
 };
 
 // Packs a 2-D weight (n_dims == 2, or higher with ne[2] == ne[3] == 1) of
-// dtype F32, F16, BF16 or Q8_0. Independent of the ISA level: any Ops can use
+// dtype F32, F16, BF16, Q8_0, Q4_0 or Q4_1. Independent of the ISA level: any Ops can use
 // the result. Errors: kUnsupported for other dtypes, kInvalidArgument for bad
 // shapes or a byte size that does not match the shape, kResourceExhausted if
 // memory runs out. With a pool, panels are packed in parallel (the result does

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "base/half.h"
@@ -221,6 +222,126 @@ void MeanPool(const float* x, int64_t d, const int32_t* cu_seqlens, int64_t n_se
       for (int64_t c = 0; c < d; ++c) acc[static_cast<size_t>(c)] += x[t * d + c];
     const double inv = end > begin ? 1.0 / static_cast<double>(end - begin) : 0.0;
     for (int64_t c = 0; c < d; ++c) out[s * d + c] = static_cast<float>(acc[static_cast<size_t>(c)] * inv);
+  }
+}
+
+}  // namespace gembed::reference
+
+// ---- 4-bit and block-sparse entries ------------------------------------------
+namespace gembed::reference {
+
+void QuantizeRowQ4_0(const float* x, int64_t k, BlockQ4_0* out) {
+  for (int64_t b = 0; b < k / kQ4BlockElems; ++b) {
+    const float* xb = x + b * kQ4BlockElems;
+    float amax = 0.0f, max = 0.0f;
+    for (int t = 0; t < kQ4BlockElems; ++t) {
+      if (amax < std::fabs(xb[t])) {
+        amax = std::fabs(xb[t]);
+        max = xb[t];
+      }
+    }
+    const float d = max / -8;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    out[b].d = gembed::F32ToF16(d);
+    for (int t = 0; t < kQ4BlockElems / 2; ++t) {
+      const int lo = std::min(15, static_cast<int>(static_cast<int8_t>(xb[t] * id + 8.5f)));
+      const int hi = std::min(15, static_cast<int>(static_cast<int8_t>(xb[t + 16] * id + 8.5f)));
+      out[b].qs[t] = static_cast<uint8_t>(lo | (hi << 4));
+    }
+  }
+}
+
+void QuantizeRowQ4_1(const float* x, int64_t k, BlockQ4_1* out) {
+  for (int64_t b = 0; b < k / kQ4BlockElems; ++b) {
+    const float* xb = x + b * kQ4BlockElems;
+    float mn = std::numeric_limits<float>::max(), mx = -std::numeric_limits<float>::max();
+    for (int t = 0; t < kQ4BlockElems; ++t) {
+      mn = std::min(mn, xb[t]);
+      mx = std::max(mx, xb[t]);
+    }
+    const float d = (mx - mn) / 15;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    out[b].d = gembed::F32ToF16(d);
+    out[b].m = gembed::F32ToF16(mn);
+    for (int t = 0; t < kQ4BlockElems / 2; ++t) {
+      const int lo = std::min(15, static_cast<int>(static_cast<int8_t>((xb[t] - mn) * id + 0.5f)));
+      const int hi = std::min(15, static_cast<int>(static_cast<int8_t>((xb[t + 16] - mn) * id + 0.5f)));
+      out[b].qs[t] = static_cast<uint8_t>(lo | (hi << 4));
+    }
+  }
+}
+
+void Q4_0ToF32(const BlockQ4_0* src, int64_t n, float s, float* out) {
+  for (int64_t b = 0; b < n / kQ4BlockElems; ++b) {
+    const float d = gembed::F16ToF32(src[b].d);
+    for (int t = 0; t < kQ4BlockElems / 2; ++t) {
+      out[b * kQ4BlockElems + t] = d * static_cast<float>((src[b].qs[t] & 15) - 8) * s;
+      out[b * kQ4BlockElems + t + 16] = d * static_cast<float>((src[b].qs[t] >> 4) - 8) * s;
+    }
+  }
+}
+
+void Q4_1ToF32(const BlockQ4_1* src, int64_t n, float s, float* out) {
+  for (int64_t b = 0; b < n / kQ4BlockElems; ++b) {
+    const float d = gembed::F16ToF32(src[b].d), m = gembed::F16ToF32(src[b].m);
+    for (int t = 0; t < kQ4BlockElems / 2; ++t) {
+      out[b * kQ4BlockElems + t] = (d * static_cast<float>(src[b].qs[t] & 15) + m) * s;
+      out[b * kQ4BlockElems + t + 16] = (d * static_cast<float>(src[b].qs[t] >> 4) + m) * s;
+    }
+  }
+}
+
+void GemmQ4(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd, const int32_t* xcorr,
+            const uint8_t* wq, const uint16_t* wd, const uint16_t* wm, float* y, int64_t ldy) {
+  (void)xcorr;  // the reference sums the activations itself
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t p = j / kPanelWidth, r = j % kPanelWidth;
+      float acc = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* wb = wq + (p * nb + b) * kQ4PanelBlockBytes;
+        const int8_t* xb = xq + i * nb * kQ8BlockElems + b * kQ8BlockElems;
+        int32_t dot = 0, sum = 0;
+        for (int t = 0; t < kQ8BlockElems; ++t) {
+          const int kk = t % 16, g = kk / 4, s = kk % 4;
+          const uint8_t byte = wb[(g * kPanelWidth + r) * 4 + s];
+          int q = t < 16 ? (byte & 15) : (byte >> 4);
+          if (wm == nullptr) q -= 8;
+          dot += q * static_cast<int>(xb[t]);
+          sum += xb[t];
+        }
+        const int64_t si = (p * nb + b) * kPanelWidth + r;
+        const float dx = xd[i * nb + b];
+        acc = std::fma(static_cast<float>(dot) * gembed::F16ToF32(wd[si]), dx, acc);
+        if (wm != nullptr) acc = std::fma(gembed::F16ToF32(wm[si]), dx * static_cast<float>(sum), acc);
+      }
+      y[i * ldy + j] = acc;
+    }
+  }
+}
+
+void GemmQ8Sparse(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd, const int32_t* xcorr,
+                  const uint8_t* wq, const uint16_t* wd, const int32_t* panel_ptr, const int32_t* blk, float* y,
+                  int64_t ldy) {
+  (void)xcorr;
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t p = j / kPanelWidth, r = j % kPanelWidth;
+      float acc = 0.0f;
+      for (int32_t e = panel_ptr[p]; e < panel_ptr[p + 1]; ++e) {
+        const int64_t b = blk[e];
+        const uint8_t* wb = wq + static_cast<int64_t>(e) * kQ8PanelBlockBytes;
+        const int8_t* xb = xq + i * nb * kQ8BlockElems + b * kQ8BlockElems;
+        int32_t dot = 0;
+        for (int t = 0; t < kQ8BlockElems; ++t) {
+          const int g = t / 4, s = t % 4;
+          dot += (static_cast<int>(wb[(g * kPanelWidth + r) * 4 + s]) - 128) * static_cast<int>(xb[t]);
+        }
+        const float dw = gembed::F16ToF32(wd[static_cast<int64_t>(e) * kPanelWidth + r]);
+        acc = std::fma(static_cast<float>(dot) * dw, xd[i * nb + b], acc);
+      }
+      y[i * ldy + j] = acc;
+    }
   }
 }
 

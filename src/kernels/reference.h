@@ -29,11 +29,25 @@ void Scale(const float* x, int64_t n, float s, float* out);
 void F16ToF32(const uint16_t* src, int64_t n, float s, float* out);
 void Bf16ToF32(const uint16_t* src, int64_t n, float s, float* out);
 void Q8_0ToF32(const BlockQ8_0* src, int64_t n, float s, float* out);
+void GemmQ4(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd, const int32_t* xcorr,
+            const uint8_t* wq, const uint16_t* wd, const uint16_t* wm, float* y, int64_t ldy);
+void GemmQ8Sparse(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd, const int32_t* xcorr,
+                  const uint8_t* wq, const uint16_t* wd, const int32_t* panel_ptr, const int32_t* blk, float* y,
+                  int64_t ldy);
+void Q4_0ToF32(const BlockQ4_0* src, int64_t n, float s, float* out);
+void Q4_1ToF32(const BlockQ4_1* src, int64_t n, float s, float* out);
 
 // ---- reference-only helpers ------------------------------------------------
 // ggml's quantize_row_q8_0_ref exactly: per 32-block d = max|x|/127,
 // id = d ? 1/d : 0, q = roundf(x*id), d stored as fp16 (RNE). k % 32 == 0.
 void QuantizeRowQ8_0(const float* x, int64_t k, BlockQ8_0* out);
+
+// ggml's quantize_row_q4_0_ref / quantize_row_q4_1_ref exactly (k % 32 == 0):
+// Q4_0: the element of largest magnitude `max` (sign kept), d = max / -8,
+//   q = min(15, int8(x / d + 8.5)); Q4_1: d = (max - min) / 15, m = min,
+//   q = min(15, int8((x - min) / d + 0.5)).
+void QuantizeRowQ4_0(const float* x, int64_t k, BlockQ4_0* out);
+void QuantizeRowQ4_1(const float* x, int64_t k, BlockQ4_1* out);
 
 // ggml's roundf rule for the quantiser: round half away from zero.
 float RoundHalfAway(float v);

@@ -192,7 +192,7 @@ Result<std::unique_ptr<Model>> Model::Create(const ModelConfig& config, const Mo
         {kQkv, &p.attn_q},       {kQkv, &p.attn_k},      {kQkv, &p.attn_v}, {kAttnOut, &p.attn_output},
         {kGateUp, &p.ffn_gate}, {kGateUp, &p.ffn_up}, {kDown, &p.ffn_down}};
     for (const auto& [g, w] : mats) {
-      (w->format == PackedFormat::kQ8Panels ? m->needs_[g].q8 : m->needs_[g].f32) = true;
+      (w->wants_q8() ? m->needs_[g].q8 : m->needs_[g].f32) = true;
     }
   }
   const ModelConfig& c = config;

@@ -90,6 +90,8 @@ uint32_t LlamaFileType(DType dtype) {
   switch (dtype) {
     case DType::kF32: return 0;   // LLAMA_FTYPE_ALL_F32
     case DType::kF16: return 1;   // LLAMA_FTYPE_MOSTLY_F16
+    case DType::kQ4_0: return 2;  // LLAMA_FTYPE_MOSTLY_Q4_0
+    case DType::kQ4_1: return 3;  // LLAMA_FTYPE_MOSTLY_Q4_1
     case DType::kQ8_0: return 7;  // LLAMA_FTYPE_MOSTLY_Q8_0
     case DType::kBF16: return 32;  // LLAMA_FTYPE_MOSTLY_BF16
     default: return 1024;         // LLAMA_FTYPE_GUESSED
@@ -170,6 +172,16 @@ Result<std::vector<uint8_t>> EncodeTensor(const float* v, int64_t cols, int64_t 
         reference::QuantizeRowQ8_0(v + r * cols, cols, reinterpret_cast<BlockQ8_0*>(bytes.data() + r * *row_bytes));
       }
       break;
+    case DType::kQ4_0:
+      for (int64_t r = 0; r < rows; ++r) {
+        reference::QuantizeRowQ4_0(v + r * cols, cols, reinterpret_cast<BlockQ4_0*>(bytes.data() + r * *row_bytes));
+      }
+      break;
+    case DType::kQ4_1:
+      for (int64_t r = 0; r < rows; ++r) {
+        reference::QuantizeRowQ4_1(v + r * cols, cols, reinterpret_cast<BlockQ4_1*>(bytes.data() + r * *row_bytes));
+      }
+      break;
     default:
       return Unsupported("synthetic models cannot be written as {}", DTypeName(dtype));
   }
@@ -180,8 +192,9 @@ Status WriteSyntheticModel(const std::string& path, const std::string& tokenizer
                            const SyntheticOptions& o) {
   GEMBED_RETURN_IF_ERROR(ValidateThreadCount(o.threads));
   GEMBED_RETURN_IF_ERROR(CheckWritableTarget(path));  // before the work, not after
-  if (o.dtype != DType::kF32 && o.dtype != DType::kF16 && o.dtype != DType::kBF16 && o.dtype != DType::kQ8_0) {
-    return InvalidArgument("type {} is not one of f32, f16, bf16, q8_0", DTypeName(o.dtype));
+  if (o.dtype != DType::kF32 && o.dtype != DType::kF16 && o.dtype != DType::kBF16 && o.dtype != DType::kQ8_0 &&
+      o.dtype != DType::kQ4_0 && o.dtype != DType::kQ4_1) {
+    return InvalidArgument("type {} is not one of f32, f16, bf16, q8_0, q4_0, q4_1", DTypeName(o.dtype));
   }
   if (o.n_layer < 6) {
     return InvalidArgument("{} layers: at least 6 are needed (layer 5 is the first global layer; "
@@ -193,11 +206,11 @@ Status WriteSyntheticModel(const std::string& path, const std::string& tokenizer
   const uint32_t n_vocab = static_cast<uint32_t>(vocab.model_vocab_size > 0 ? vocab.model_vocab_size : vocab.size());
   ModelConfig c = SyntheticConfig(o, n_vocab);
   GEMBED_RETURN_IF_ERROR(c.Validate().WithContext("synthetic model options"));
-  if (o.dtype == DType::kQ8_0) {
+  if (o.dtype == DType::kQ8_0 || o.dtype == DType::kQ4_0 || o.dtype == DType::kQ4_1) {
     for (const auto& [what, n] : {std::pair<const char*, uint32_t>{"n_embd", c.n_embd}, {"n_ff", c.n_ff},
                                   {"n_head * head_dim", c.q_width()}, {"dense width", c.dense_hidden}}) {
       if (n % kQ8BlockElems != 0) {
-        return InvalidArgument("q8_0 needs {} to be a multiple of 32 (it is {})", what, n);
+        return InvalidArgument("{} needs {} to be a multiple of 32 (it is {})", DTypeName(o.dtype), what, n);
       }
     }
   }

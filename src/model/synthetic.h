@@ -54,7 +54,7 @@ ModelConfig SyntheticConfig(const SyntheticOptions& options, uint32_t n_vocab);
 void SyntheticTensorValues(uint64_t seed, const TensorSpec& spec, std::vector<float>& out,
                            ThreadPool* pool = nullptr);
 
-// Converts float rows to `dtype` bytes (Q8_0 with ggml's reference rule).
+// Converts float rows to `dtype` bytes (F32, F16, BF16; Q8_0, Q4_0, Q4_1 with ggml's reference rules).
 Result<std::vector<uint8_t>> EncodeTensor(const float* values, int64_t n_cols, int64_t n_rows, DType dtype);
 
 // Writes a synthetic model to `path`. `tokenizer_json` is the HF
@@ -63,7 +63,7 @@ Result<std::vector<uint8_t>> EncodeTensor(const float* values, int64_t n_cols, i
 Status WriteSyntheticModel(const std::string& path, const std::string& tokenizer_json,
                            const SyntheticOptions& options);
 
-// llama.cpp's general.file_type for a dtype (0 F32, 1 F16, 7 Q8_0, 32 BF16).
+// llama.cpp's general.file_type for a dtype (0 F32, 1 F16, 2 Q4_0, 3 Q4_1, 7 Q8_0, 32 BF16).
 uint32_t LlamaFileType(DType dtype);
 
 }  // namespace gembed

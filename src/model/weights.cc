@@ -76,7 +76,7 @@ bool DTypeAllowedForRole(TensorRole role, DType dtype) {
     case TensorRole::kEmbedding:
     case TensorRole::kMatrix:
       return dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16 ||
-             dtype == DType::kQ8_0;
+             dtype == DType::kQ8_0 || dtype == DType::kQ4_0 || dtype == DType::kQ4_1;
   }
   return false;
 }
@@ -152,7 +152,7 @@ Result<ModelWeights> BindWeights(const ModelConfig& config, const GgufFile& file
     if (!DTypeAllowedForRole(s.role, info->dtype)) {
       return Unsupported("tensor {} has dtype {}, which gembed does not run for this tensor (allowed: {})",
                          s.name, DTypeName(info->dtype),
-                         s.role == TensorRole::kNorm ? "F32" : "F32, F16, BF16, Q8_0");
+                         s.role == TensorRole::kNorm ? "F32" : "F32, F16, BF16, Q8_0, Q4_0, Q4_1");
     }
     slot = file.View(*info);
     return Status::Ok();

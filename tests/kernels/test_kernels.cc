@@ -800,9 +800,10 @@ TEST_P(IsaTest, EmbeddingLookupAllDtypes) {
       EXPECT_EQ(ops.EmbeddingLookup(broken, ids, 1.0f, out.data()).code(), StatusCode::kInvalidArgument);
     }
   }
-  TestWeight q4 = MakeWeight(DType::kF32, 32, 4, Fill::kNormal, 1);
-  TensorView v = q4.view();
-  v.dtype = DType::kQ4_0;
+  TestWeight q5 = MakeWeight(DType::kF32, 32, 4, Fill::kNormal, 1);
+  TensorView v = q5.view();
+  v.dtype = DType::kQ5_0;
+  v.nbytes = 4 * 22;
   float out[32];
   const std::vector<int32_t> one = {0};
   EXPECT_EQ(ops.EmbeddingLookup(v, one, 1.0f, out).code(), StatusCode::kUnsupported);
@@ -1072,7 +1073,7 @@ TEST(PackMatrix, RejectsBadViews) {
   v.data = nullptr;
   EXPECT_EQ(PackMatrix(v).status().code(), StatusCode::kInvalidArgument);
   v = w.view();
-  v.dtype = DType::kQ4_0;
+  v.dtype = DType::kQ5_0;
   EXPECT_EQ(PackMatrix(v).status().code(), StatusCode::kUnsupported);
   const TestWeight q = MakeWeight(DType::kQ8_0, 64, 3, Fill::kNormal, 2);
   v = q.view();

@@ -228,7 +228,7 @@ def test_synth_is_reproducible_and_rejects_bad_options(gembed, tokenizer_dir, tm
     run([gembed, "synth", "-o", b, "--tokenizer", tok, "--tiny", "--type", "q8_0", "--seed", "3", "--no-dense",
          "--threads", "1"])
     assert a.read_bytes() == b.read_bytes()
-    for bad in (["--type", "q4_0"], ["--layers", "4"], ["--heads", "3", "--kv-heads", "2"], ["--embd", "48", "--type", "q8_0"]):
+    for bad in (["--type", "q5_0"], ["--layers", "4"], ["--heads", "3", "--kv-heads", "2"], ["--embd", "48", "--type", "q8_0"]):
         r = run([gembed, "synth", "-o", tmp_path / "c.gguf", "--tokenizer", tok, "--tiny", *bad], check=False)
         assert r.returncode == 1 and r.stderr, bad
         assert not (tmp_path / "c.gguf").exists()

@@ -46,5 +46,7 @@ Command MakeEmbedCommand(CLI::App& root);     // embed.cc
 Command MakeBenchCommand(CLI::App& root);     // bench.cc: latency/throughput grid
 Command MakeConvertCommand(CLI::App& root);   // convert.cc: HF folder -> GGUF
 Command MakeServeCommand(CLI::App& root);     // serve.cc: OpenAI/TEI-compatible HTTP service
+Command MakeQuantizeCommand(CLI::App& root);  // compress.cc: q8_0 / q4_0 / q4_1 / mixed GGUFs
+Command MakePruneCommand(CLI::App& root);     // compress.cc: FFN width, layer drop, block sparsity
 
 }  // namespace gembed::cli

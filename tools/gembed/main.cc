@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
         gembed::cli::MakeBenchCommand(app),
         gembed::cli::MakeConvertCommand(app),
         gembed::cli::MakeServeCommand(app),
+        gembed::cli::MakeQuantizeCommand(app),
+        gembed::cli::MakePruneCommand(app),
     };
 
     try {

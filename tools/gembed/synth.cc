@@ -23,7 +23,7 @@ Command MakeSynthCommand(CLI::App& root) {
   auto a = std::make_shared<Args>();
   app->add_option("-o,--output", a->out, "Output .gguf path")->required();
   app->add_option("--tokenizer", a->tokenizer, "HF tokenizer.json of the vocabulary (Gemma3)")->required();
-  app->add_option("--type", a->type, "Weight type of matrices and token_embd: f32|f16|bf16|q8_0")
+  app->add_option("--type", a->type, "Weight type of matrices and token_embd: f32|f16|bf16|q8_0|q4_0|q4_1")
       ->capture_default_str();
   app->add_option("--seed", a->seed, "PRNG seed (same seed = same float weights for every --type)")
       ->capture_default_str();
@@ -42,7 +42,7 @@ Command MakeSynthCommand(CLI::App& root) {
             SyntheticOptions o = a->tiny ? SyntheticOptions::Tiny() : SyntheticOptions();
             const auto dtype = DTypeFromName(a->type);
             if (!dtype) {
-              std::fprintf(stderr, "gembed synth: unknown --type '%s' (f32, f16, bf16, q8_0)\n", a->type.c_str());
+              std::fprintf(stderr, "gembed synth: unknown --type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1)\n", a->type.c_str());
               return 1;
             }
             o.dtype = *dtype;

@@ -31,10 +31,20 @@
   void Bf16ToF32(const uint16_t* src, int64_t n, float s, float* out);                       \
   void Q8_0ToF32(const BlockQ8_0* src, int64_t n, float s, float* out);
 
+// The compressed-weight GEMMs (cpu/gemm_lowbit_*.cc).
+#define GEMBED_DECLARE_LOWBIT_KERNELS()                                                                 \
+  void GemmQ4(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd, const int32_t* xcorr, \
+              const uint8_t* wq, const uint16_t* wd, const uint16_t* wm, float* y, int64_t ldy);        \
+  void GemmQ8Sparse(int64_t m, int64_t n, int64_t nb, const int8_t* xq, const float* xd,                \
+                    const int32_t* xcorr, const uint8_t* wq, const uint16_t* wd, const int32_t* panel_ptr, \
+                    const int32_t* blk, float* y, int64_t ldy);
+
 namespace gembed::avx2 {
 GEMBED_DECLARE_ISA_KERNELS()
+GEMBED_DECLARE_LOWBIT_KERNELS()
 }  // namespace gembed::avx2
 
 namespace gembed::avx512vnni {
 GEMBED_DECLARE_ISA_KERNELS()
+GEMBED_DECLARE_LOWBIT_KERNELS()
 }  // namespace gembed::avx512vnni

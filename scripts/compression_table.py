@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""The compression table of docs/COMPRESSION.md, in one run: builds every
+variant from the F32 Hugging Face folder, times it with `gembed bench`, measures
+its quality with scripts/eval_quality.py against the F32 reference, runs
+llama.cpp on the same Q4_0 file, and draws the speed-vs-quality Pareto plot.
+
+    python3 scripts/compression_table.py --reference models/embeddinggemma-300m \
+        [--work .cache/compress] [--calib bench/data/calib_texts_v1.txt] [--sts .cache/stsb/dev.tsv] \
+        [--timing full|quick|none] [--variants q8_0,q4_0,...] [--threads 2] \
+        [--json docs/compression_results.json] [--markdown docs/compression_table.md] \
+        [--plot docs/compression_pareto.png]
+
+--timing full: 12- and 128-token latency (p50 of 30 / 15 calls), 64 x 128-token
+throughput (5 calls), peak RSS (of the 12-token process); quick: 3 / 2 / 1
+calls, for validating the script on a busy machine (the figures then mean
+little); none: quality only. Variants whose GGUF already exists in --work are
+reused (delete them to rebuild). Environment: GEMBED_BIN (default
+build/bin/gembed), LLAMA_CPP_BIN_DIR (default .cache/llama.cpp/build/bin).
+"""
+import argparse
+import json
+import os
+import pathlib
+import re
+import resource  # noqa: F401  (os.wait4 returns a struct_rusage)
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "tests" / "oracle"))
+import eval_quality as eq  # noqa: E402
+
+CALIB = "bench/data/calib_texts_v1.txt"
+
+# name -> (label, gembed command after the input folder; {out} {calib} filled in)
+VARIANTS = {
+    "f32": ("F32", ["quantize", "{ref}", "-o", "{out}", "--type", "f32"]),
+    "bf16": ("BF16", ["quantize", "{ref}", "-o", "{out}", "--type", "bf16"]),
+    "q8_0": ("Q8_0 (today)", ["quantize", "{ref}", "-o", "{out}", "--type", "q8_0"]),
+    "q4_0": ("Q4_0 (ggml rule)", ["quantize", "{ref}", "-o", "{out}", "--type", "q4_0", "--no-search"]),
+    "q4_1aw": ("Q4_1, activation-aware search", ["quantize", "{ref}", "-o", "{out}", "--type", "q4_1",
+                                                  "--calib", "{calib}"]),
+    "q4_0aw": ("Q4_0, activation-aware search", ["quantize", "{ref}", "-o", "{out}", "--type", "q4_0",
+                                                  "--calib", "{calib}"]),
+    "mixed": ("mixed: Q4_1-aw, attn_v/ffn_down/first/last Q8_0",
+              ["quantize", "{ref}", "-o", "{out}", "--type", "q4_1", "--calib", "{calib}",
+               "--keep-8bit", "attn_v,ffn_down,first,last", "--embd-type", "q8_0"]),
+    "sparse30": ("block-sparse 30% (16x32, Wanda)", ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}",
+                                                     "--block-sparsity", "all=0.3"]),
+    "sparse50": ("block-sparse 50% (16x32, Wanda)", ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}",
+                                                     "--block-sparsity", "all=0.5"]),
+    "sparse70": ("block-sparse 70% (16x32, Wanda)", ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}",
+                                                     "--block-sparsity", "all=0.7"]),
+    "ffn896": ("FFN 1152 -> 896", ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}", "--ffn-width", "896"]),
+    "ffn640": ("FFN 1152 -> 640", ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}", "--ffn-width", "640"]),
+    "drop2": ("2 layers dropped", ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}", "--drop-count", "2"]),
+    "drop4": ("4 layers dropped", ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}", "--drop-count", "4"]),
+    "combo": ("combination: FFN 960 + Q4_1-aw mixed",
+              ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}", "--ffn-width", "960", "--type", "q4_1",
+               "--keep-8bit", "attn_v,ffn_down,first,last", "--embd-type", "q8_0"]),
+}
+LLAMA_ROW = "llama.cpp Q4_0"
+
+TIMING = {  # (12-token repeats, 128-token repeats, 64x128 repeats)
+    "full": (30, 15, 5),
+    "quick": (3, 2, 1),
+}
+
+
+def gembed():
+    return os.environ.get("GEMBED_BIN", str(ROOT / "build" / "bin" / "gembed"))
+
+
+def run(cmd):
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({r.returncode}): {r.stderr.strip()[-2000:]}")
+    return r
+
+
+def build(name, ref, work, calib):
+    out = work / f"{name}.gguf"
+    if out.exists():
+        return out
+    args = [a.format(ref=ref, out=out, calib=calib) for a in VARIANTS[name][1]]
+    t0 = time.time()
+    r = run([gembed(), *args])
+    print(f"  built {out.name} in {time.time() - t0:.0f} s: {r.stderr.strip().splitlines()[-1]}", flush=True)
+    return out
+
+
+def bench(model, tokens, batch, repeat, threads):
+    r = run([gembed(), "bench", "--model", model, "--tokens", tokens, "--batch", batch, "--repeat", repeat,
+             "--threads", threads, "--json"])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def time_gembed(model, reps, threads):
+    a = bench(model, 12, 1, reps[0], threads)
+    b = bench(model, 128, 1, reps[1], threads)
+    c = bench(model, 128, 64, reps[2], threads)
+    return {"ms_12": a["p50_ms"], "ms_128": b["p50_ms"], "texts_per_s_64x128": c["texts_per_s"],
+            "peak_rss_mib": a["peak_rss_mib"]}
+
+
+def llama_run(model, texts, threads):
+    """llama-embedding on `texts`: (prompt-eval ms, peak RSS MiB of the process)."""
+    import llamacpp_ref as lc
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
+        f.write(lc.SEPARATOR.join(texts) + "\n")
+        path = f.name
+    n = max(256, (max(len(t.split()) for t in texts) * 2 + 255) // 256 * 256)
+    cmd = [str(lc.tool("llama-embedding")), "-m", str(model), "-f", path, "--no-escape", "--embd-separator",
+           lc.SEPARATOR, "--embd-normalize", "2", "--pooling", "mean", "-c", str(max(n, 2048)), "-b", "2048",
+           "-ub", "2048", "-t", str(threads), "--embd-output-format", "json"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = p.stderr.read().decode("utf-8", "replace")
+    _, status, ru = os.wait4(p.pid, 0)
+    os.unlink(path)
+    if status != 0:
+        raise RuntimeError(f"llama-embedding failed: {err[-2000:]}")
+    m = re.search(r"prompt eval time =\s*([\d.]+) ms", err)
+    return (float(m.group(1)) if m else float("nan")), ru.ru_maxrss / 1024.0
+
+
+def words(n_tokens, seed):
+    """A text of roughly n_tokens tokens (common English words: ~1 token each)."""
+    vocab = ("the quick brown fox jumps over a lazy dog while seven red planets turn around one bright "
+             "star in the cold night sky and people watch them from small houses near old rivers").split()
+    return " ".join(vocab[(seed * 7 + i * 13) % len(vocab)] for i in range(max(1, n_tokens - 2)))
+
+
+def time_llama(model, reps, threads):
+    ms12 = min(llama_run(model, [words(12, s)], threads)[0] for s in range(reps[0]))
+    ms128 = min(llama_run(model, [words(128, s)], threads)[0] for s in range(reps[1]))
+    tp = []
+    for s in range(reps[2]):
+        ms, _ = llama_run(model, [words(128, s * 64 + i) for i in range(64)], threads)
+        tp.append(64 / (ms / 1000.0))
+    _, rss = llama_run(model, [words(12, 0)], threads)
+    return {"ms_12": ms12, "ms_128": ms128, "texts_per_s_64x128": max(tp), "peak_rss_mib": rss}
+
+
+def llama_quality(model, ref, text_set, threads):
+    """llama.cpp's vectors from `model` (prompts prepended as gembed's tasks do)
+    against the reference, and gembed's vectors from the same file against
+    llama.cpp's (the compatibility check: cos >= 0.999 expected)."""
+    import numpy as np
+    import llamacpp_ref as lc
+    import oracle_texts as T
+
+    def llama(texts, task=None):
+        v = lc.embed(model, [T.task_prefix(task) + t for t in texts], threads=threads, max_tokens=2048)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+    texts = llama(text_set["texts"])
+    gem = eq.embed(model, text_set["texts"])
+    cos_ref = (texts * ref.texts).sum(axis=1)
+    cos_gem = (texts * gem).sum(axis=1)
+    q, d = llama(text_set["queries"], "query"), llama(text_set["documents"], "document")
+    out = {"cos_mean": float(cos_ref.mean()), "cos_min": float(cos_ref.min()),
+           "top10": eq.topk_agreement(ref.queries, ref.docs, q, d),
+           "llama_vs_gembed_cos_mean": float(cos_gem.mean()), "llama_vs_gembed_cos_min": float(cos_gem.min()),
+           "sts_spearman": None}
+    if ref.sts:
+        s1, s2, gold = ref.sts
+        a, b = llama(s1, "similarity"), llama(s2, "similarity")
+        out["sts_spearman"] = 100.0 * eq.spearman(gold, (a * b).sum(axis=1))
+    return out
+
+
+def markdown(rows, timing):
+    head = ("| variant | file MB | 12-token ms | 128-token ms | 64x128 texts/s | peak RSS MiB | cos to F32 mean / min "
+            "| top-10 agreement | STS-B dev Spearman |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+    lines = []
+    for r in rows:
+        t = r.get("timing") or {}
+        q = r.get("quality") or {}
+
+        def f(v, fmt):
+            return "" if v is None else format(v, fmt)
+        lines.append(f"| {r['label']} | {f(r.get('file_mb'), '.1f')} | {f(t.get('ms_12'), '.2f')} | "
+                     f"{f(t.get('ms_128'), '.1f')} | {f(t.get('texts_per_s_64x128'), '.1f')} | "
+                     f"{f(t.get('peak_rss_mib'), '.0f')} | {f(q.get('cos_mean'), '.5f')} / {f(q.get('cos_min'), '.5f')} | "
+                     f"{f(q.get('top10'), '.3f')} | {f(q.get('sts_spearman'), '.2f')} |")
+    note = f"\nTiming: {timing}.\n"
+    return head + "\n".join(lines) + "\n" + note
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    pts = [(r["timing"]["texts_per_s_64x128"], r["timing"]["ms_12"], r["quality"]["cos_mean"], r["label"])
+           for r in rows if r.get("timing") and r.get("quality") and r["quality"].get("cos_mean") is not None]
+    if not pts:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    for ax, key, xlabel in ((axes[0], 0, "64 x 128-token texts/s (higher is better)"),
+                            (axes[1], 1, "12-token latency, ms (lower is better)")):
+        xs = [p[key] for p in pts]
+        ys = [1 - p[2] for p in pts]
+        ax.scatter(xs, ys)
+        for p, x, y in zip(pts, xs, ys):
+            ax.annotate(p[3], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        # Pareto front: better speed and lower 1 - cos.
+        better_speed = (lambda a, b: a >= b) if key == 0 else (lambda a, b: a <= b)
+        front = [p for p in pts if not any(better_speed(q[key], p[key]) and q[2] >= p[2] and q is not p and
+                                           (q[key] != p[key] or q[2] != p[2]) for q in pts)]
+        front.sort(key=lambda p: p[key])
+        ax.plot([p[key] for p in front], [1 - p[2] for p in front], "r--", lw=1, label="Pareto front")
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("1 - mean cosine to F32 (lower is better)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle("gembed compression: speed vs quality (scripts/compression_table.py)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reference", required=True, help="the F32 Hugging Face folder")
+    ap.add_argument("--work", default=str(ROOT / ".cache" / "compress"))
+    ap.add_argument("--calib", default=str(ROOT / CALIB))
+    ap.add_argument("--texts", default=str(eq.DEFAULT_TEXTS))
+    ap.add_argument("--sts", default=None, help="STS-B dev.tsv (default .cache/stsb/dev.tsv when present; "
+                                                  "'none': skip the STS column)")
+    ap.add_argument("--timing", choices=["full", "quick", "none"], default="full")
+    ap.add_argument("--variants", default=",".join(VARIANTS) + ",llama")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--markdown", default=None)
+    ap.add_argument("--plot", default=None)
+    args = ap.parse_args()
+    work = pathlib.Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    sts = args.sts or (str(eq.DEFAULT_STS) if eq.DEFAULT_STS.exists() else None)
+    if sts == "none":
+        sts = None
+    text_set = json.loads(pathlib.Path(args.texts).read_text(encoding="utf-8"))
+    names = [n for n in args.variants.split(",") if n]
+    unknown = [n for n in names if n not in VARIANTS and n != "llama"]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}, llama")
+
+    t0 = time.time()
+    print(f"reference vectors from {args.reference} (fp32){' + STS-B dev' if sts else ''}", flush=True)
+    ref = eq.Reference(args.reference, text_set, sts, threads=args.threads)
+    rows = []
+    for name in names:
+        if name == "llama":
+            continue
+        print(f"{name}:", flush=True)
+        model = build(name, args.reference, work, args.calib)
+        row = {"name": name, "label": VARIANTS[name][0], "file": str(model),
+               "file_mb": model.stat().st_size / 1e6,
+               "command": "gembed " + " ".join(VARIANTS[name][1]).replace("{ref}", "MODEL_DIR").replace(
+                   "{out}", f"{name}.gguf").replace("{calib}", CALIB)}
+        row["quality"] = ref.evaluate(model)
+        if args.timing != "none":
+            row["timing"] = time_gembed(model, TIMING[args.timing], args.threads)
+        print(f"  {json.dumps({k: row[k] for k in ('quality', 'timing') if k in row})}", flush=True)
+        rows.append(row)
+    if "llama" in names:
+        q4 = build("q4_0", args.reference, work, args.calib)
+        row = {"name": "llama", "label": LLAMA_ROW, "file": str(q4), "file_mb": q4.stat().st_size / 1e6,
+               "command": "llama-embedding -m q4_0.gguf --pooling mean --embd-normalize 2 -t 2"}
+        try:
+            row["quality"] = llama_quality(q4, ref, text_set, args.threads)
+            if args.timing != "none":
+                row["timing"] = time_llama(q4, TIMING[args.timing], args.threads)
+        except (FileNotFoundError, RuntimeError) as e:
+            row["error"] = str(e)
+        print(f"llama: {json.dumps({k: row.get(k) for k in ('quality', 'timing', 'error')})}", flush=True)
+        rows.append(row)
+    result = {"reference": args.reference, "reference_sts_spearman": ref.sts_spearman, "timing": args.timing,
+              "threads": args.threads, "texts": str(pathlib.Path(args.texts).name), "rows": rows,
+              "seconds": time.time() - t0}
+    md = markdown(rows, f"{args.timing}, {args.threads} threads")
+    print(md)
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    if args.markdown:
+        pathlib.Path(args.markdown).write_text(md)
+    if args.plot and args.timing != "none":
+        plot(rows, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
