@@ -264,7 +264,10 @@ def test_table_script_smallest_settings(gembed, tiny, tmp_path):
     assert set(rows) == {"q8_0", "q4_0", "q4_1aw", "mixed", "sparse50", "drop2"}
     for name, row in rows.items():
         q, t = row["quality"], row["timing"]
-        assert 0.5 < q["cos_min"] <= q["cos_mean"] <= 1.0 + 1e-6, (name, q)
+        # Quantised variants stay close on any model; dropping layers or half the blocks of a tiny random
+        # model can turn a vector around, so those rows are only checked to be valid cosines.
+        floor = 0.5 if name in ("q8_0", "q4_0", "q4_1aw", "mixed") else -1.0 - 1e-6
+        assert floor < q["cos_min"] <= q["cos_mean"] <= 1.0 + 1e-6, (name, q)
         assert 0.0 <= q["top10"] <= 1.0 and q["sts_spearman"] is None
         assert t["ms_12"] > 0 and t["ms_128"] > 0 and t["texts_per_s_64x128"] > 0 and t["peak_rss_mib"] > 0
     # Orders that must hold on any model: 8-bit beats 4-bit; 4-bit files are smaller.
