@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <new>
 #include <sstream>
 #include <string_view>
 
@@ -151,9 +152,23 @@ KernelResolution ResolveKernelChoice(Isa isa, bool force_measure) {
     res.source = "cache";
     return res;
   }
-  res.report = TuneGemmQ8(isa);
+  try {
+    res.report = TuneGemmQ8(isa);
+  } catch (const std::bad_alloc&) {  // no memory for the measurement: the defaults, not cached
+    Log(LogLevel::kDebug, "kernel tuning: out of memory; using the defaults");
+    res.source = "default";
+    res.cache_path.clear();
+    return res;
+  }
   res.choice = res.report.choice;
   res.source = "measured";
+  for (const TuneReport::Row& r : res.report.rows) {
+    if (r.small_ms <= 0 || r.large_ms <= 0) {  // the measurement could not run (no memory): nothing to cache
+      res.source = "default";
+      res.cache_path.clear();
+      return res;
+    }
+  }
   if (!res.cache_path.empty()) WriteCache(res.cache_path, res.report);
   return res;
 }

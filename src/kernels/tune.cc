@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <random>
 
 #include "base/check.h"
@@ -22,7 +23,7 @@ double NowMs() {
 
 // Random Q8 weights [n x k] (uniform int8, one fp16 scale), packed as the
 // engine packs them. Cheap to make: tens of MB take milliseconds.
-PackedMatrix RandomPacked(int64_t k, int64_t n, std::mt19937_64& rng) {
+std::optional<PackedMatrix> RandomPacked(int64_t k, int64_t n, std::mt19937_64& rng) {
   std::vector<BlockQ8_0> blocks(static_cast<size_t>(k * n / kQ8BlockElems));
   const uint16_t d = F32ToF16(0.01f);
   for (BlockQ8_0& blk : blocks) {
@@ -39,7 +40,7 @@ PackedMatrix RandomPacked(int64_t k, int64_t n, std::mt19937_64& rng) {
   v.data = blocks.data();
   v.nbytes = blocks.size() * sizeof(BlockQ8_0);
   Result<PackedMatrix> pm = PackMatrix(v);
-  GEMBED_CHECK(pm.ok());
+  if (!pm.ok()) return std::nullopt;  // out of memory: the caller keeps the defaults
   return std::move(pm).value();
 }
 
@@ -111,9 +112,15 @@ TuneReport TuneGemmQ8(Isa isa, double budget_ms) {
   // Short inputs: 40 matrices (~38 MB), beyond a 32 MB last-level cache, so
   // every call streams its weights from DRAM as a forward pass does.
   std::vector<PackedMatrix> stream;
-  for (int i = 0; i < 40; ++i) stream.push_back(RandomPacked(kK, kN, rng));
   std::vector<PackedMatrix> hot;
-  hot.push_back(RandomPacked(kK, kN, rng));
+  for (int i = 0; i < 41; ++i) {
+    std::optional<PackedMatrix> w = RandomPacked(kK, kN, rng);
+    if (!w) {  // no memory for the measurement: keep the defaults
+      report.elapsed_ms = NowMs() - start;
+      return report;
+    }
+    (i < 40 ? stream : hot).push_back(std::move(*w));
+  }
   const QRows xs = RandomRows(kt, report.small_m, kK, rng);
   const QRows xl = RandomRows(kt, report.large_m, kK, rng);
   std::vector<float> y(static_cast<size_t>(report.large_m * kN));
