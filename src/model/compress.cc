@@ -698,7 +698,7 @@ Result<std::vector<BlockSparsity>> ParseSparsityRules(const std::string& text, i
 }
 
 Result<double> ApplyBlockSparsity(FloatModel& model, const std::vector<BlockSparsity>& rules, SparsityScore score,
-                                  const CalibrationStats* stats) {
+                                  const CalibrationStats* stats, SparsityGroup group) {
   if (score == SparsityScore::kWanda && stats == nullptr)
     return InvalidArgument("the Wanda score needs calibration texts");
   int64_t zeroed = 0, total = 0;
@@ -726,18 +726,23 @@ Result<double> ApplyBlockSparsity(FloatModel& model, const std::vector<BlockSpar
       for (int64_t j = 0; j < cols; ++j)
         bscore[static_cast<size_t>((r / rule->rows) * bc + j / rule->cols)] +=
             std::fabs(t.data[static_cast<size_t>(r * cols + j)]) * colw[static_cast<size_t>(j)];
-    std::vector<int64_t> order(bscore.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int64_t a, int64_t b) { return bscore[static_cast<size_t>(a)] < bscore[static_cast<size_t>(b)]; });
-    const int64_t nz = static_cast<int64_t>(std::floor(rule->ratio * static_cast<double>(order.size())));
-    for (int64_t i = 0; i < nz; ++i) {
-      const int64_t blk = order[static_cast<size_t>(i)], rb = blk / bc, cb = blk % bc;
-      for (int64_t r = rb * rule->rows; r < std::min(rows, (rb + 1) * rule->rows); ++r)
-        for (int64_t j = cb * rule->cols; j < std::min(cols, (cb + 1) * rule->cols); ++j) {
-          t.data[static_cast<size_t>(r * cols + j)] = 0.0f;
-          ++zeroed;
-        }
+    // Each group (one block row, or the whole matrix) loses the same share of its blocks: the lowest scores.
+    const int64_t group_size = group == SparsityGroup::kBlockRow ? bc : br * bc;
+    const int64_t nz = static_cast<int64_t>(std::floor(rule->ratio * static_cast<double>(group_size)));
+    std::vector<int64_t> order(static_cast<size_t>(group_size));
+    for (int64_t g0 = 0; g0 < br * bc; g0 += group_size) {
+      std::iota(order.begin(), order.end(), g0);
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+        return bscore[static_cast<size_t>(a)] < bscore[static_cast<size_t>(b)];
+      });
+      for (int64_t i = 0; i < nz; ++i) {
+        const int64_t blk = order[static_cast<size_t>(i)], rb = blk / bc, cb = blk % bc;
+        for (int64_t r = rb * rule->rows; r < std::min(rows, (rb + 1) * rule->rows); ++r)
+          for (int64_t j = cb * rule->cols; j < std::min(cols, (cb + 1) * rule->cols); ++j) {
+            t.data[static_cast<size_t>(r * cols + j)] = 0.0f;
+            ++zeroed;
+          }
+      }
     }
   }
   return total > 0 ? static_cast<double>(zeroed) / static_cast<double>(total) : 0.0;

@@ -147,6 +147,10 @@ Status DropLayers(FloatModel& model, std::vector<int> layers);
 Result<std::vector<int>> LeastInfluentialLayers(const CalibrationStats& stats, int count);
 
 enum class SparsityScore { kMagnitude, kWanda };
+// Which blocks compete for removal: those of one block row (the R output rows
+// of a block; every output keeps the same share of its inputs, Wanda's
+// per-output comparison group) or all blocks of the matrix.
+enum class SparsityGroup { kBlockRow, kMatrix };
 struct BlockSparsity {
   std::string matrix_class;  // attn_q ... ffn_down, "attn", "ffn" or "all"
   double ratio = 0.5;        // fraction of blocks set to zero, per matrix
@@ -157,7 +161,7 @@ struct BlockSparsity {
 // (Wanda: needs stats). rows % 16 == 0 and cols % 32 == 0, so every zero
 // block is a set of whole kernel tiles. Returns the zeroed fraction overall.
 Result<double> ApplyBlockSparsity(FloatModel& model, const std::vector<BlockSparsity>& rules, SparsityScore score,
-                                  const CalibrationStats* stats);
+                                  const CalibrationStats* stats, SparsityGroup group = SparsityGroup::kBlockRow);
 // "ffn=0.5,attn=0.3" / "all=0.6" -> rules with the given block shape.
 Result<std::vector<BlockSparsity>> ParseSparsityRules(const std::string& text, int64_t rows, int64_t cols);
 

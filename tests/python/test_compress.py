@@ -184,21 +184,24 @@ def test_prune_ffn_width_and_layers(gembed, tiny):
     check_vectors(gembed, auto, 0.999)
 
 
-@pytest.mark.parametrize("score", ["magnitude", "wanda"])
-def test_block_sparsity(gembed, tiny, score):
+@pytest.mark.parametrize("score,group", [("magnitude", "row"), ("wanda", "row"), ("wanda", "matrix")])
+def test_block_sparsity(gembed, tiny, score, group):
     d, f32, calib = tiny
-    out = d / f"sparse_{score}.gguf"
+    out = d / f"sparse_{score}_{group}.gguf"
     run([gembed, "prune", f32, "-o", out, "--block-sparsity", "ffn=0.5,attn_q=0.25", "--block", "16x32", "--score",
-         score, "--calib", calib])
+         score, "--group", group, "--calib", calib])
     r = reader(out)
     for name, ratio in (("blk.1.ffn_up.weight", 0.5), ("blk.4.ffn_down.weight", 0.5), ("blk.0.attn_q.weight", 0.25),
                         ("blk.0.attn_k.weight", 0.0)):
         w = float_weight(r, name)
         rows, cols = w.shape
-        tiles = w.reshape(rows // 16, 16, cols // 32, 32).transpose(0, 2, 1, 3).reshape(-1, 16 * 32)
-        zero = float(np.mean(np.all(tiles == 0, axis=1)))
-        assert zero == pytest.approx(np.floor(ratio * len(tiles)) / len(tiles)), (name, zero)
+        zero_tiles = np.all(w.reshape(rows // 16, 16, cols // 32, 32) == 0, axis=(1, 3))  # [block row, block col]
+        if group == "row":  # every block row loses the same number of blocks
+            assert np.all(zero_tiles.sum(axis=1) == np.floor(ratio * zero_tiles.shape[1])), (name, zero_tiles.sum(1))
+        else:
+            assert zero_tiles.sum() == np.floor(ratio * zero_tiles.size), (name, zero_tiles.sum())
     assert "block_sparsity=ffn=0.5,attn_q=0.25" in field(r, "gembed.compression")
+    assert f"group={group}" in field(r, "gembed.compression")
     # The sparse kernels skip those tiles: the vectors still match the oracle on the same file.
     check_vectors(gembed, out, 0.999)
 
@@ -216,6 +219,8 @@ def test_bad_input_is_a_clear_error(gembed, tiny):
         (["prune", f32, "-o", out, "--drop-layers", "0,1,2,3,4,5"], 1, "cannot drop all"),
         (["prune", f32, "-o", out, "--drop-layers", "9"], 1, "does not exist"),
         (["prune", f32, "-o", out, "--block-sparsity", "ffn=0.5"], 2, "--calib"),
+        (["prune", f32, "-o", out, "--block-sparsity", "ffn=0.5", "--score", "magnitude", "--group", "col"], 2,
+         "--group"),
         (["prune", f32, "-o", out, "--block-sparsity", "ffn=1.5", "--score", "magnitude"], 2, "[0, 1)"),
         (["prune", f32, "-o", out, "--block-sparsity", "mlp=0.5", "--score", "magnitude"], 2, "mlp"),
         (["prune", f32, "-o", out, "--block-sparsity", "ffn=0.5", "--block", "8x32", "--score", "magnitude"], 2,

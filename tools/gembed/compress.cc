@@ -25,7 +25,7 @@ struct CompressArgs {
   int threads = 0;
   // prune only
   int64_t ffn_width = 0;
-  std::string drop_layers, sparsity, block = "16x32", score = "wanda";
+  std::string drop_layers, sparsity, block = "16x32", score = "wanda", group = "row";
   int drop_count = 0;
 };
 
@@ -91,6 +91,8 @@ int RunCompress(const char* cmd, const CompressArgs& a) {
   if (a.drop_count > 0 && a.calib.empty()) return Usage(cmd, "--drop-count picks layers by calibration: give --calib");
   if (a.score != "wanda" && a.score != "magnitude") return Usage(cmd, "--score is wanda or magnitude");
   const SparsityScore score = a.score == "wanda" ? SparsityScore::kWanda : SparsityScore::kMagnitude;
+  if (a.group != "row" && a.group != "matrix") return Usage(cmd, "--group is row or matrix");
+  const SparsityGroup group = a.group == "row" ? SparsityGroup::kBlockRow : SparsityGroup::kMatrix;
   int64_t brows = 0, bcols = 0;
   if (std::sscanf(a.block.c_str(), "%ldx%ld", &brows, &bcols) != 2 || brows % 16 != 0 || bcols % 32 != 0 ||
       brows <= 0 || bcols <= 0)
@@ -152,10 +154,10 @@ int RunCompress(const char* cmd, const CompressArgs& a) {
     if (Status st = calibrate(); !st.ok()) return Fail(cmd, st);
   }
   if (!rules.empty()) {
-    auto frac = ApplyBlockSparsity(*fm, rules, score, stats ? &*stats : nullptr);
+    auto frac = ApplyBlockSparsity(*fm, rules, score, stats ? &*stats : nullptr, group);
     if (!frac.ok()) return Fail(cmd, frac.status());
-    notes.push_back(fmt::format("block_sparsity={} block={} score={} zero_fraction_of_layer_matrices={:.4f}",
-                                a.sparsity, a.block, a.score, *frac));
+    notes.push_back(fmt::format("block_sparsity={} block={} score={} group={} zero_fraction_of_layer_matrices={:.4f}",
+                                a.sparsity, a.block, a.score, a.group, *frac));
     std::fprintf(stderr, "gembed %s: %.1f%% of the layer matrices' weights set to zero\n", cmd, *frac * 100);
   }
   if (stats && plan.search) {
@@ -211,6 +213,9 @@ Command MakePruneCommand(CLI::App& root) {
   app->add_option("--block-sparsity", a->sparsity, "Zero blocks per matrix class: e.g. ffn=0.5,attn=0.3 or all=0.6");
   app->add_option("--block", a->block, "Block shape ROWSxCOLS (output rows x input columns)")->capture_default_str();
   app->add_option("--score", a->score, "Block score: wanda (|w| * rms(x), needs --calib) or magnitude (|w|)")
+      ->capture_default_str();
+  app->add_option("--group", a->group, "Blocks compared for removal: row (each block row of outputs loses the "
+                                       "same share, Wanda's rule) or matrix (lowest scores of the whole matrix)")
       ->capture_default_str();
   return {app, [a] { return RunCompress("prune", *a); }};
 }
