@@ -74,6 +74,15 @@ def gembed():
     return os.environ.get("GEMBED_BIN", str(ROOT / "build" / "bin" / "gembed"))
 
 
+def rel(path):
+    """A path for the JSON: relative to the repository when inside it, never the machine's absolute path."""
+    p = pathlib.Path(os.path.abspath(path))
+    try:
+        return str(p.relative_to(os.path.abspath(ROOT)))
+    except ValueError:
+        return p.name
+
+
 def run(cmd):
     r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
     if r.returncode != 0:
@@ -144,6 +153,14 @@ def time_llama(model, reps, threads):
     return {"ms_12": ms12, "ms_128": ms128, "texts_per_s_64x128": max(tp), "peak_rss_mib": rss}
 
 
+def token_counts(model, texts):
+    """Tokens of each text with BOS/EOS, by gembed's tokenizer (identical to the model's)."""
+    inp = "".join(json.dumps(t) + "\n" for t in texts)
+    r = subprocess.run([gembed(), "tokenize", "--model", str(model), "--jsonl", "--add-special"], input=inp,
+                       capture_output=True, text=True, check=True)
+    return [len(json.loads(line)) for line in r.stdout.splitlines() if line.strip()]
+
+
 def llama_quality(model, ref, text_set, threads):
     """llama.cpp's vectors from `model` (prompts prepended as gembed's tasks do)
     against the reference, and gembed's vectors from the same file against
@@ -155,14 +172,18 @@ def llama_quality(model, ref, text_set, threads):
     def llama(texts, task=None):
         v = lc.embed(model, [T.task_prefix(task) + t for t in texts], threads=threads, max_tokens=2048)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
-    texts = llama(text_set["texts"])
-    gem = eq.embed(model, text_set["texts"])
-    cos_ref = (texts * ref.texts).sum(axis=1)
+    # llama-embedding refuses an input longer than its batch (2,048, the model's context) where gembed
+    # truncates: compare the texts that fit.
+    fit = [i for i, n in enumerate(token_counts(model, text_set["texts"])) if n <= 2048]
+    texts = llama([text_set["texts"][i] for i in fit])
+    gem = eq.embed(model, text_set["texts"])[fit]
+    cos_ref = (texts * ref.texts[fit]).sum(axis=1)
     cos_gem = (texts * gem).sum(axis=1)
     q, d = llama(text_set["queries"], "query"), llama(text_set["documents"], "document")
     out = {"cos_mean": float(cos_ref.mean()), "cos_min": float(cos_ref.min()),
            "top10": eq.topk_agreement(ref.queries, ref.docs, q, d),
            "llama_vs_gembed_cos_mean": float(cos_gem.mean()), "llama_vs_gembed_cos_min": float(cos_gem.min()),
+           "texts": len(fit), "texts_over_2048_tokens_left_out": len(text_set["texts"]) - len(fit),
            "sts_spearman": None}
     if ref.sts:
         s1, s2, gold = ref.sts
@@ -256,7 +277,7 @@ def main():
             continue
         print(f"{name}:", flush=True)
         model = build(name, args.reference, work, args.calib)
-        row = {"name": name, "label": VARIANTS[name][0], "file": str(model),
+        row = {"name": name, "label": VARIANTS[name][0], "file": rel(model),
                "file_mb": model.stat().st_size / 1e6,
                "command": "gembed " + " ".join(VARIANTS[name][1]).replace("{ref}", "MODEL_DIR").replace(
                    "{out}", f"{name}.gguf").replace("{calib}", CALIB)}
@@ -267,7 +288,7 @@ def main():
         rows.append(row)
     if "llama" in names:
         q4 = build("q4_0", args.reference, work, args.calib)
-        row = {"name": "llama", "label": LLAMA_ROW, "file": str(q4), "file_mb": q4.stat().st_size / 1e6,
+        row = {"name": "llama", "label": LLAMA_ROW, "file": rel(q4), "file_mb": q4.stat().st_size / 1e6,
                "command": "llama-embedding -m q4_0.gguf --pooling mean --embd-normalize 2 -t 2"}
         try:
             row["quality"] = llama_quality(q4, ref, text_set, args.threads)
@@ -277,7 +298,7 @@ def main():
             row["error"] = str(e)
         print(f"llama: {json.dumps({k: row.get(k) for k in ('quality', 'timing', 'error')})}", flush=True)
         rows.append(row)
-    result = {"reference": args.reference, "reference_sts_spearman": ref.sts_spearman, "timing": args.timing,
+    result = {"reference": rel(args.reference), "reference_sts_spearman": ref.sts_spearman, "timing": args.timing,
               "threads": args.threads, "texts": str(pathlib.Path(args.texts).name), "rows": rows,
               "seconds": time.time() - t0}
     md = markdown(rows, f"{args.timing}, {args.threads} threads")
