@@ -13,6 +13,10 @@ Ray keeps the rows of a batch together and, with ``preserve_order`` (on by
 default here), the dataset order. A crashed actor is restarted and its batch
 retried (``max_restarts`` / ``max_task_retries``), so nothing is lost or
 duplicated.
+
+A block is the unit an actor is given, and one Parquet file reads as one block
+by default, so ``embed_dataset`` first splits blocks to ``batch_size`` rows
+(Ray's streaming repartition); otherwise one actor would do all the work.
 """
 from __future__ import annotations
 
@@ -62,35 +66,60 @@ def embed_dataset(ds, model: str, text_column: str = "text", task: Optional[str]
                   concurrency: int = 1, threads_per_actor: int = 1, batch_size: int = 1024,
                   precision: str = "fast", max_restarts: int = 3, max_task_retries: int = 3,
                   preserve_order: bool = True, embedder_class: type = GembedEmbedder,
-                  embedder_kwargs: Optional[Dict[str, Any]] = None):
+                  embedder_kwargs: Optional[Dict[str, Any]] = None, rows_per_block: Optional[int] = -1):
     """``ds.map_batches`` with a pool of ``concurrency`` gembed actors of
     ``threads_per_actor`` engine threads (= the CPUs each actor reserves).
 
     ``task`` is a prompt name of the model ("document", "query", ...; None: the
     model's default prompt), ``prompt`` a custom prefix instead, ``dim`` a
     Matryoshka width. Returns the lazy dataset with ``output_column`` added.
-    ``preserve_order`` sets Ray Data's execution option of the same name (a
-    global of the driver's DataContext), so the output rows keep the input order.
+    ``preserve_order`` sets Ray Data's execution option of the same name on
+    ``ds``'s DataContext, so the output rows keep the input order.
     ``embedder_class`` / ``embedder_kwargs``: a subclass of GembedEmbedder and
     extra arguments for its constructor.
+
+    Ray gives an actor whole blocks, and one Parquet file reads as one block, so
+    a dataset of few large files would keep one actor busy and the rest idle.
+    ``rows_per_block`` (default: ``batch_size``; None: leave the blocks alone)
+    first splits larger blocks with Ray's streaming repartition, so every
+    actor gets work without materialising the dataset.
     """
     if concurrency < 1 or threads_per_actor < 1 or batch_size < 1:
         raise ValueError("concurrency, threads_per_actor and batch_size must be >= 1")
+    if rows_per_block == -1:
+        rows_per_block = batch_size
+    if rows_per_block is not None and rows_per_block < 1:
+        raise ValueError("rows_per_block must be >= 1 or None")
     if task is not None and prompt is not None:
         raise ValueError("task and prompt cannot be used together")
     if preserve_order:
-        import ray.data
+        # A Dataset keeps the DataContext of its creation: the option must be set on `ds` itself (setting
+        # the global context now would not reach a dataset made before).
+        ctx = getattr(ds, "context", None)
+        if ctx is None:  # pragma: no cover - older Ray: datasets read the global context
+            import ray.data
 
-        ray.data.DataContext.get_current().execution_options.preserve_order = True
-    return ds.map_batches(
-        embedder_class,
+            ctx = ray.data.DataContext.get_current()
+        ctx.execution_options.preserve_order = True
+    kwargs = dict(
         fn_constructor_kwargs=dict(model=model, text_column=text_column, output_column=output_column, task=task,
                                    prompt=prompt, dim=dim, threads=threads_per_actor, precision=precision,
                                    **(embedder_kwargs or {})),
         batch_size=batch_size,
         batch_format="numpy",
-        concurrency=concurrency,
         num_cpus=threads_per_actor,
         max_restarts=max_restarts,
         max_task_retries=max_task_retries,
     )
+    try:  # Ray >= 2.51 deprecates `concurrency` for `compute=ActorPoolStrategy(size=...)`
+        from ray.data import ActorPoolStrategy
+
+        kwargs["compute"] = ActorPoolStrategy(size=concurrency)
+    except ImportError:  # pragma: no cover - older Ray
+        kwargs["concurrency"] = concurrency
+    if rows_per_block is not None:
+        try:
+            ds = ds.repartition(target_num_rows_per_block=rows_per_block)  # streaming, no shuffle (Ray >= 2.4x)
+        except TypeError:  # pragma: no cover - older Ray: keep the blocks as read
+            pass
+    return ds.map_batches(embedder_class, **kwargs)

@@ -136,13 +136,14 @@ def test_ray_embed_dataset_with_a_killed_actor(gembed, model, tmp_path, ray_clus
                    row_group_size=2500)
     want = cli_vectors(gembed, model, texts, tmp_path, "--task", "query")
     marker = str(tmp_path / "killed")
-    ds = ray.data.read_parquet(str(src))
+    ds = ray.data.read_parquet(str(src))  # one block: embed_dataset splits it so that both actors work
     ds = gray.embed_dataset(ds, model=str(model), text_column="text", task="query", dim=None, concurrency=2,
                             threads_per_actor=1, batch_size=1000, embedder_class=KillOnceEmbedder,
                             embedder_kwargs={"marker": marker})
     rows = ds.take_all()
     assert os.path.exists(marker), "the actor was not killed: the retry path was not exercised"
-    assert [int(r["id"]) for r in rows] == list(range(n))  # nothing lost or duplicated, in order
+    ids = [int(r["id"]) for r in rows]
+    assert ids == list(range(n))  # nothing lost or duplicated, in order
     assert [r["text"] for r in rows] == texts
     got = np.stack([np.asarray(r["embedding"], dtype=np.float32) for r in rows])
     np.testing.assert_array_equal(got, want)
