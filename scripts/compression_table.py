@@ -48,12 +48,21 @@ VARIANTS = {
     "mixed": ("mixed: Q4_1-aw, attn_v/ffn_down/first/last Q8_0",
               ["quantize", "{ref}", "-o", "{out}", "--type", "q4_1", "--calib", "{calib}",
                "--keep-8bit", "attn_v,ffn_down,first,last", "--embd-type", "q8_0"]),
-    "sparse30": ("block-sparse 30% (16x32, Wanda)", ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}",
-                                                     "--block-sparsity", "all=0.3"]),
-    "sparse50": ("block-sparse 50% (16x32, Wanda)", ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}",
-                                                     "--block-sparsity", "all=0.5"]),
-    "sparse70": ("block-sparse 70% (16x32, Wanda)", ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}",
-                                                     "--block-sparsity", "all=0.7"]),
+    "sparse10": ("block-sparse 10% (16x32, Wanda, per block row)",
+                  ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}", "--block-sparsity", "all=0.1"]),
+    "sparse20": ("block-sparse 20% (16x32, Wanda, per block row)",
+                  ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}", "--block-sparsity", "all=0.2"]),
+    "sparse30": ("block-sparse 30% (16x32, Wanda, per block row)",
+                  ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}", "--block-sparsity", "all=0.3"]),
+    "sparse50": ("block-sparse 50% (16x32, Wanda, per block row)",
+                  ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}", "--block-sparsity", "all=0.5"]),
+    "sparse70": ("block-sparse 70% (16x32, Wanda, per block row)",
+                  ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}", "--block-sparsity", "all=0.7"]),
+    "sparse30m": ("block-sparse 30% (16x32, Wanda, whole matrix)",
+                  ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}", "--block-sparsity", "all=0.3",
+                   "--group", "matrix"]),
+    "ffnsparse50": ("block-sparse 50% of the FFN only (16x32, Wanda, per block row)",
+                    ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}", "--block-sparsity", "ffn=0.5"]),
     "ffn896": ("FFN 1152 -> 896", ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}", "--ffn-width", "896"]),
     "ffn640": ("FFN 1152 -> 640", ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}", "--ffn-width", "640"]),
     "drop2": ("2 layers dropped", ["prune", "{ref}", "-o", "{out}", "--calib", "{calib}", "--drop-count", "2"]),
@@ -242,6 +251,50 @@ def plot(rows, path):
     fig.savefig(path, dpi=110)
 
 
+FAMILIES = {  # the pruning families drawn as curves, each starting from dense Q8_0
+    "block-sparse, Wanda per block row": ["q8_0", "sparse10", "sparse20", "sparse30", "sparse50", "sparse70"],
+    "block-sparse, FFN only": ["q8_0", "ffnsparse50"],
+    "FFN width": ["q8_0", "ffn896", "ffn640"],
+    "layers dropped": ["q8_0", "drop2", "drop4"],
+}
+
+
+def plot_curve(rows, path, ref_sts):
+    """Quality against speed-up over dense Q8_0 for each pruning family, with the target box drawn."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    by = {r["name"]: r for r in rows if r.get("timing") and r.get("quality")}
+    if "q8_0" not in by:
+        return
+    base = by["q8_0"]["timing"]["texts_per_s_64x128"]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    for label, names in FAMILIES.items():
+        pts = [by[n] for n in names if n in by]
+        if len(pts) < 2:
+            continue
+        xs = [r["timing"]["texts_per_s_64x128"] / base for r in pts]
+        for ax, key in ((axes[0], "cos_mean"), (axes[1], "sts_spearman")):
+            ys = [r["quality"].get(key) for r in pts]
+            if any(y is None for y in ys):
+                continue
+            ax.plot(xs, ys, "o-", label=label)
+            for r, x, y in zip(pts[1:], xs[1:], ys[1:]):
+                ax.annotate(r["name"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    axes[0].axhline(0.98, color="r", ls="--", lw=1, label="target: cos >= 0.98")
+    if ref_sts is not None:
+        axes[1].axhline(ref_sts - 1.5, color="r", ls="--", lw=1, label="target: <= 1.5 points lost")
+    for ax, ylabel in ((axes[0], "mean cosine to F32"), (axes[1], "STS-B dev Spearman x 100")):
+        ax.axvline(1.5, color="g", ls=":", lw=1, label="target: 1.5x Q8_0's 64x128 texts/s")
+        ax.set_xlabel("64 x 128-token texts/s / dense Q8_0's (same run)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("pruning without fine-tuning: quality against speed-up (scripts/compression_table.py)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reference", required=True, help="the F32 Hugging Face folder")
@@ -256,6 +309,10 @@ def main():
     ap.add_argument("--json", default=None)
     ap.add_argument("--markdown", default=None)
     ap.add_argument("--plot", default=None)
+    ap.add_argument("--curve", default=None, help="PNG: quality against speed-up for each pruning family")
+    ap.add_argument("--quality-from", default=None,
+                    help="a JSON of an earlier run on the same reference and text set: take each variant's quality "
+                         "columns from it (they do not depend on machine load) and only time")
     args = ap.parse_args()
     work = pathlib.Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -268,9 +325,23 @@ def main():
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}, llama")
 
+    earlier, prev = {}, {}
+    if args.quality_from:
+        prev = json.loads(pathlib.Path(args.quality_from).read_text())
+        if prev.get("texts") != pathlib.Path(args.texts).name:
+            raise SystemExit(f"--quality-from: {args.quality_from} was measured on another text set")
+        earlier = {r["name"]: r["quality"] for r in prev["rows"] if r.get("quality")}
+        sts_ok = (prev.get("reference_sts_spearman") is None) == (sts is None)
+        if not sts_ok:
+            raise SystemExit("--quality-from: that run and this one differ in whether STS is measured")
     t0 = time.time()
-    print(f"reference vectors from {args.reference} (fp32){' + STS-B dev' if sts else ''}", flush=True)
-    ref = eq.Reference(args.reference, text_set, sts, threads=args.threads)
+    refs = []
+
+    def reference():  # built only when some quality column is measured in this run
+        if not refs:
+            print(f"reference vectors from {args.reference} (fp32){' + STS-B dev' if sts else ''}", flush=True)
+            refs.append(eq.Reference(args.reference, text_set, sts, threads=args.threads))
+        return refs[0]
     rows = []
     for name in names:
         if name == "llama":
@@ -281,7 +352,7 @@ def main():
                "file_mb": model.stat().st_size / 1e6,
                "command": "gembed " + " ".join(VARIANTS[name][1]).replace("{ref}", "MODEL_DIR").replace(
                    "{out}", f"{name}.gguf").replace("{calib}", CALIB)}
-        row["quality"] = ref.evaluate(model)
+        row["quality"] = earlier.get(name) or reference().evaluate(model)
         if args.timing != "none":
             row["timing"] = time_gembed(model, TIMING[args.timing], args.threads)
         print(f"  {json.dumps({k: row[k] for k in ('quality', 'timing') if k in row})}", flush=True)
@@ -291,14 +362,15 @@ def main():
         row = {"name": "llama", "label": LLAMA_ROW, "file": rel(q4), "file_mb": q4.stat().st_size / 1e6,
                "command": "llama-embedding -m q4_0.gguf --pooling mean --embd-normalize 2 -t 2"}
         try:
-            row["quality"] = llama_quality(q4, ref, text_set, args.threads)
+            row["quality"] = earlier.get("llama") or llama_quality(q4, reference(), text_set, args.threads)
             if args.timing != "none":
                 row["timing"] = time_llama(q4, TIMING[args.timing], args.threads)
         except (FileNotFoundError, RuntimeError) as e:
             row["error"] = str(e)
         print(f"llama: {json.dumps({k: row.get(k) for k in ('quality', 'timing', 'error')})}", flush=True)
         rows.append(row)
-    result = {"reference": rel(args.reference), "reference_sts_spearman": ref.sts_spearman, "timing": args.timing,
+    ref_sts = refs[0].sts_spearman if refs else prev.get("reference_sts_spearman")
+    result = {"reference": rel(args.reference), "reference_sts_spearman": ref_sts, "timing": args.timing,
               "threads": args.threads, "texts": str(pathlib.Path(args.texts).name), "rows": rows,
               "seconds": time.time() - t0}
     md = markdown(rows, f"{args.timing}, {args.threads} threads")
@@ -309,6 +381,8 @@ def main():
         pathlib.Path(args.markdown).write_text(md)
     if args.plot and args.timing != "none":
         plot(rows, args.plot)
+    if args.curve and args.timing != "none":
+        plot_curve(rows, args.curve, ref_sts)
     return 0
 
 
