@@ -100,8 +100,7 @@ def ray_side_by_side(res: dict, g, texts: list[str], tmp: pathlib.Path, args) ->
     """`gembed embed` and then Ray on the first --ray-rows texts, one right after the other."""
     n = min(args.ray_rows or len(texts), len(texts))
     cf = write_texts(tmp / "ray_cli.txt", texts[:n], for_llama=False)
-    cli = timed_run([g.bin, "embed", "--model", g.model, "--input", cf, "--output", tmp / "ray_cli.npy", "--threads",
-                     str(args.threads), "--no-progress"])
+    cli = g.embed_run(cf, args.threads, output=tmp / "ray_cli.npy")
     rr = run_ray(sys.executable, texts[:n], pathlib.Path(args.model), actors=args.threads, threads=1, tmp=tmp)
     add_ray(res, rr, cli, n, args)
 
@@ -141,8 +140,7 @@ def main(argv=None) -> int:
         tmp = pathlib.Path(td)
         f = write_texts(tmp / "corpus.txt", texts, for_llama=False)
         out = tmp / "vectors.npy"
-        r = timed_run([g.bin, "embed", "--model", g.model, "--input", f, "--output", out, "--threads",
-                       str(args.threads), "--no-progress"])
+        r = g.embed_run(f, args.threads, output=out)
         res["embed"] = {"wall_s": r["wall_s"], "rss_mib": r["rss_mib"], "texts_per_s": args.rows / r["wall_s"],
                         "tokens_per_s": tokens / r["wall_s"]}
         print(f"gembed embed: {args.rows} texts in {r['wall_s']:.1f} s = {args.rows / r['wall_s']:.1f} texts/s, "
@@ -166,8 +164,7 @@ def main(argv=None) -> int:
                 gf = write_texts(tmp / "gembed_sub.txt", texts[:n], for_llama=False)
                 ltok = sum(lengths[:n])
                 lr = llama.run(lf, args.threads)
-                gs = timed_run([g.bin, "embed", "--model", g.model, "--input", gf, "--output", tmp / "sub.npy",
-                                "--threads", str(args.threads), "--no-progress"])
+                gs = g.embed_run(gf, args.threads, output=tmp / "sub.npy")
                 res["llama"] = {"rows": n, "compute_s": lr["compute_s"], "wall_s": lr["wall_s"],
                                 "rss_mib": lr["rss_mib"], "texts_per_s": n / lr["compute_s"],
                                 "tokens_per_s": ltok / lr["compute_s"], "flash_attn": llama.flash_attn,

@@ -26,8 +26,8 @@ The ONNX files are made on first use in .cache/bench/onnx/ (not timed).
 GGUF is the Q8_0 file `gembed convert FOLDER --type q8_0` makes (cached in
 .cache/bench/); FOLDER is the Hugging Face folder (models/embeddinggemma-300m).
 
-Cases: 1 text (a query) and 64 texts (documents) from
-tests/golden/data/st_retrieval_pairs.json, with the model card's prompts
+Cases: 1 text (a query), 64 texts (documents) and all queries (115 short
+texts of ~20 tokens) from tests/golden/data/st_retrieval_pairs.json, with the model card's prompts
 already in the text ("task: search result | query: ...", "title: none | text:
 ..."), so every engine embeds exactly the same string. Each child loads once,
 embeds each case once as a warm-up, then --repeat timed calls (median = p50).
@@ -71,6 +71,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 ENGINES = ["gembed-python", "gembed-bench", "st", "llama-cpp", "ort-fp32", "ort-int8"]
 REF_ENGINES = {"st", "llama-cpp", "ort-fp32", "ort-int8"}  # run in the bench venv
 QUERY_PROMPT = "task: search result | query: "
+SHORT = "all queries"  # the short-text case (every query of the pairs file, with its prompt)
 DOC_PROMPT = "title: none | text: "
 # The bench venv's packages (the versions of scripts/setup_reference_env.sh
 # where they overlap); the stamp is the hash of this list.
@@ -155,8 +156,11 @@ def child(args: argparse.Namespace) -> int:
     import numpy as np
 
     out = {"engine": args.child, "version": version, "load_s": load_s, "rss_after_load_mib": rss_load, "cases": {}}
-    for name, texts in cases.items():
-        first = np.asarray(embed(texts), dtype=np.float64).reshape(len(texts), -1)[0]  # warm-up
+    for ci, (name, texts) in enumerate(cases.items()):
+        vecs = np.asarray(embed(texts), dtype=np.float32).reshape(len(texts), -1)  # warm-up
+        first = vecs[0].astype(np.float64)
+        if args.vec_out:
+            np.save(pathlib.Path(args.vec_out) / f"{args.child}-{ci}.npy", vecs)
         times = []
         for _ in range(args.repeat):
             t = time.perf_counter()
@@ -247,7 +251,8 @@ def make_cases(tmp: pathlib.Path) -> tuple[pathlib.Path, dict[str, pathlib.Path]
     one = [QUERY_PROMPT + " ".join(pairs[0]["query"].split())]
     docs = [DOC_PROMPT + " ".join(p["document"].split()) for p in pairs[:64]]  # one line each
     assert len(docs) == 64
-    cases = {"1 text": one, "64 texts": docs}
+    queries = [QUERY_PROMPT + " ".join(p["query"].split()) for p in pairs]  # short texts: ~20 tokens each
+    cases = {"1 text": one, "64 texts": docs, SHORT: queries}
     path = tmp / "cases.json"
     path.write_text(json.dumps(cases, ensure_ascii=False), encoding="utf-8")
     files = {}
@@ -267,6 +272,14 @@ def gembed_bench(gembed_bin, gguf, files, threads, repeat) -> dict:
                               "mean_ms": j["mean_ms"], "mean_tokens": j["tokens"]}
         out["rss_peak_mib"] = max(out.get("rss_peak_mib", 0.0), j["peak_rss_mib"])
     return out
+
+
+def rowcos(a, b):
+    """Cosine of each row of a with the same row of b (float64)."""
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
 def cosine(a, b) -> float:
@@ -292,6 +305,7 @@ def main() -> int:
     ap.add_argument("--setup-only", action="store_true")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--texts", help=argparse.SUPPRESS)
+    ap.add_argument("--vec-out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return child(args)
@@ -333,9 +347,19 @@ def main() -> int:
                     results[e].append(gembed_bench(args.gembed, gguf, files, args.threads, args.repeat))
                     continue
                 py = sys.executable if e == "gembed-python" else ref_py
-                out = run([py, __file__, "--child", e, "--model", model, "--gguf", gguf, "--texts", cases_path,
-                           "--threads", args.threads, "--repeat", args.repeat], env=env)
+                cmd = [py, __file__, "--child", e, "--model", model, "--gguf", gguf, "--texts", cases_path,
+                       "--threads", args.threads, "--repeat", args.repeat]
+                if r == 0:
+                    cmd += ["--vec-out", tmp_dir]
+                out = run(cmd, env=env)
                 results[e].append(json.loads(out.strip().splitlines()[-1]))
+        import numpy as np
+
+        vecs_of = {}  # engine -> one (texts, dim) array per case, from its first round
+        for e in engines:
+            fs = [pathlib.Path(tmp_dir) / f"{e}-{i}.npy" for i in range(len(files))]
+            if all(f.exists() for f in fs):
+                vecs_of[e] = [np.load(f) for f in fs]
 
     def med(e: str, case: str, key: str = "p50_ms") -> float:
         return statistics.median(r["cases"][case][key] for r in results[e])
@@ -344,7 +368,7 @@ def main() -> int:
         vals = [r[key] for r in results[e] if key in r]
         return statistics.median(vals) if vals else None
 
-    case_names = ["1 text", "64 texts"]
+    case_names = list(files)
     summary = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                "threads": args.threads, "rounds": args.rounds, "repeat": args.repeat, "gguf": str(gguf),
                "model": str(model), "loadavg_before": load_before, "loadavg_after": loadavg(), "engines": {}}
@@ -366,18 +390,28 @@ def main() -> int:
                     c: cosine(results[e][0]["cases"][c]["first_vector"], results[base][0]["cases"][c]["first_vector"])
                     for c in case_names}
 
+    # Every vector of every case against the reference (sentence-transformers, F32 PyTorch) and gembed.
+    for e in engines:
+        for ref in ("st", base):
+            if e == ref or ref not in vecs_of or e not in vecs_of:
+                continue
+            summary["engines"][e]["all_vectors_vs_" + ref] = {
+                c: {"cos_mean": float(cs.mean()), "cos_min": float(cs.min())}
+                for c, cs in ((c, rowcos(vecs_of[e][i], vecs_of[ref][i])) for i, c in enumerate(case_names))}
+
     # The table (ratios: engine time / gembed-python time; > 1 = slower than gembed from Python).
     print(f"threads {args.threads}, {args.rounds} round(s) x {args.repeat} calls, median p50 per call; "
           f"load average {load_before[0]:.2f} -> {summary['loadavg_after'][0]:.2f}")
-    print("| engine | 1 text ms | 64 texts ms | texts/s (64) | vs gembed-python (1 / 64) | load s | "
-          "RSS after load MiB | peak RSS MiB |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    n_short = results[base][0]["cases"][SHORT]["texts"]
+    print(f"| engine | 1 text ms | 64 texts ms | texts/s (64) | texts/s ({n_short} queries) | "
+          "vs gembed-python (1 / 64 / queries) | load s | RSS after load MiB | peak RSS MiB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for e in engines:
         s = summary["engines"][e]
         ratio = " / ".join(f"{s['p50_ms'][c] / summary['engines'][base]['p50_ms'][c]:.2f}x" for c in case_names)
         fmt = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
         print(f"| {e} | {s['p50_ms']['1 text']:.2f} | {s['p50_ms']['64 texts']:.1f} | "
-              f"{s['texts_per_s']['64 texts']:.1f} | {ratio} | {fmt(s['load_s'], '.2f')} | "
+              f"{s['texts_per_s']['64 texts']:.1f} | {s['texts_per_s'][SHORT]:.1f} | {ratio} | {fmt(s['load_s'], '.2f')} | "
               f"{fmt(s['rss_after_load_mib'], '.0f')} | {fmt(s['rss_peak_mib'], '.0f')} |")
     if "gembed-bench" in engines and "gembed-python" in engines:
         over = {c: summary["engines"]["gembed-python"]["p50_ms"][c] / summary["engines"]["gembed-bench"]["p50_ms"][c]
@@ -385,6 +419,11 @@ def main() -> int:
         summary["python_overhead_vs_bench"] = over
         print("gembed-python vs gembed bench: " + ", ".join(f"{c} {100 * v:+.1f}%" for c, v in over.items())
               + " (target: within 5%)")
+    for e in engines:
+        for key, cs in summary["engines"][e].items():
+            if key.startswith("all_vectors_vs_"):
+                print(f"{e} vs {key[len('all_vectors_vs_'):]}, cosine over all vectors (mean / min): "
+                      + ", ".join(f"{c} {v['cos_mean']:.5f} / {v['cos_min']:.5f}" for c, v in cs.items()))
     for e in engines:
         cos = summary["engines"][e].get("cosine_vs_" + base)
         if cos and e != base:

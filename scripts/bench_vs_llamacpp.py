@@ -123,9 +123,12 @@ class Gembed:
             raise RuntimeError(f"gembed bench --input failed: {r.stderr[-2000:]}")
         return json.loads(r.stdout.strip().splitlines()[-1])
 
-    def embed_run(self, text_file: pathlib.Path, threads: int) -> dict:
-        """A whole `gembed embed` process on a file: wall time and peak RSS."""
-        return timed_run([self.bin, "embed", "--model", self.model, "--input", text_file, "--threads", str(threads)])
+    def embed_run(self, text_file: pathlib.Path, threads: int, output: pathlib.Path | None = None) -> dict:
+        """A whole `gembed embed` process on a file (vectors to `output`, else stdout): wall time and peak RSS."""
+        cmd = [self.bin, "embed", "--model", self.model, "--input", text_file, "--threads", str(threads)]
+        if output is not None:
+            cmd += ["--output", output, "--no-progress"]
+        return timed_run(cmd)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         inp = "".join(json.dumps(t) + "\n" for t in texts)

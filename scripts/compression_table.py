@@ -132,9 +132,13 @@ def words(n_tokens, seed):
 
 def time_llama(model, reps, threads):
     """llama-embedding on the same shapes as time_gembed: compute time from its log (first batch_decode to
-    its perf print, model load excluded: scripts/bench_vs_llamacpp.py's method), median of `reps` runs."""
+    its perf print, model load excluded: scripts/bench_vs_llamacpp.py's method), median of `reps` runs.
+    Every run is a new process that loads the model (~1-2 s) and 64 x 128 tokens take ~15 s, so the
+    repeats are capped at (10, 5, 3) and each shape reports when it is done."""
     import statistics
     from bench_vs_llamacpp import Llama, llama_bin_dir, write_texts
+
+    reps = tuple(min(r, cap) for r, cap in zip(reps, (10, 5, 3)))
 
     ll = Llama(llama_bin_dir(), pathlib.Path(model))
     if not ll.available():
@@ -144,8 +148,12 @@ def time_llama(model, reps, threads):
 
         def med(texts, n):
             write_texts(f, texts, for_llama=True)
+            t = time.time()
             runs = [ll.run(f, threads) for _ in range(n)]
-            return statistics.median(r["compute_s"] for r in runs), max(r["rss_mib"] for r in runs)
+            s = statistics.median(r["compute_s"] for r in runs)
+            print(f"  llama-embedding, {len(texts)} text(s): median {s * 1e3:.1f} ms of {n} runs "
+                  f"({time.time() - t:.0f} s)", flush=True)
+            return s, max(r["rss_mib"] for r in runs)
         s12, rss = med([words(12, 0)], reps[0])
         s128, _ = med([words(128, 0)], reps[1])
         s64, _ = med([words(128, i) for i in range(64)], reps[2])

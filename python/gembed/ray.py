@@ -61,12 +61,32 @@ class GembedEmbedder:
         return out
 
 
+def _split_blocks(ds, rows_per_block: int):
+    """``ds`` with blocks of at most ``rows_per_block`` rows (streaming, no shuffle). Ray versions whose
+    ``repartition`` cannot do that leave the blocks as read, with a warning that says what it costs."""
+    import inspect
+    import warnings
+
+    try:
+        params = inspect.signature(ds.repartition).parameters
+    except (TypeError, ValueError):  # pragma: no cover - not introspectable
+        params = {}
+    if "target_num_rows_per_block" not in params:  # pragma: no cover - Ray older than the pinned minimum
+        warnings.warn("this Ray's Dataset.repartition has no target_num_rows_per_block: blocks are left as read, "
+                      "so a dataset of few large files may keep one actor busy and the others idle "
+                      "(upgrade Ray, or repartition the dataset before embed_dataset)", RuntimeWarning,
+                      stacklevel=3)
+        return ds
+    return ds.repartition(target_num_rows_per_block=rows_per_block)
+
+
 def embed_dataset(ds, model: str, text_column: str = "text", task: Optional[str] = "document",
                   dim: Optional[int] = 768, *, prompt: Optional[str] = None, output_column: str = "embedding",
                   concurrency: int = 1, threads_per_actor: int = 1, batch_size: int = 1024,
                   precision: str = "fast", max_restarts: int = 3, max_task_retries: int = 3,
                   preserve_order: bool = True, embedder_class: type = GembedEmbedder,
-                  embedder_kwargs: Optional[Dict[str, Any]] = None, rows_per_block: Optional[int] = -1):
+                  embedder_kwargs: Optional[Dict[str, Any]] = None, split_blocks: bool = True,
+                  rows_per_block: Optional[int] = None):
     """``ds.map_batches`` with a pool of ``concurrency`` gembed actors of
     ``threads_per_actor`` engine threads (= the CPUs each actor reserves).
 
@@ -80,16 +100,17 @@ def embed_dataset(ds, model: str, text_column: str = "text", task: Optional[str]
 
     Ray gives an actor whole blocks, and one Parquet file reads as one block, so
     a dataset of few large files would keep one actor busy and the rest idle.
-    ``rows_per_block`` (default: ``batch_size``; None: leave the blocks alone)
-    first splits larger blocks with Ray's streaming repartition, so every
-    actor gets work without materialising the dataset.
+    With ``split_blocks`` (default), larger blocks are first split to
+    ``rows_per_block`` rows (None: ``batch_size``) with Ray's streaming
+    repartition, so every actor gets work without materialising the dataset;
+    ``split_blocks=False`` leaves the blocks as read.
     """
     if concurrency < 1 or threads_per_actor < 1 or batch_size < 1:
         raise ValueError("concurrency, threads_per_actor and batch_size must be >= 1")
-    if rows_per_block == -1:
+    if rows_per_block is None:
         rows_per_block = batch_size
-    if rows_per_block is not None and rows_per_block < 1:
-        raise ValueError("rows_per_block must be >= 1 or None")
+    if rows_per_block < 1:
+        raise ValueError("rows_per_block must be >= 1 (or None for batch_size)")
     if task is not None and prompt is not None:
         raise ValueError("task and prompt cannot be used together")
     if preserve_order:
@@ -117,9 +138,6 @@ def embed_dataset(ds, model: str, text_column: str = "text", task: Optional[str]
         kwargs["compute"] = ActorPoolStrategy(size=concurrency)
     except ImportError:  # pragma: no cover - older Ray
         kwargs["concurrency"] = concurrency
-    if rows_per_block is not None:
-        try:
-            ds = ds.repartition(target_num_rows_per_block=rows_per_block)  # streaming, no shuffle (Ray >= 2.4x)
-        except TypeError:  # pragma: no cover - older Ray: keep the blocks as read
-            pass
+    if split_blocks:
+        ds = _split_blocks(ds, rows_per_block)
     return ds.map_batches(embedder_class, **kwargs)

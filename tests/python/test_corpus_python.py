@@ -147,3 +147,47 @@ def test_ray_embed_dataset_with_a_killed_actor(gembed, model, tmp_path, ray_clus
     assert [r["text"] for r in rows] == texts
     got = np.stack([np.asarray(r["embedding"], dtype=np.float32) for r in rows])
     np.testing.assert_array_equal(got, want)
+
+
+class _FakeDataset:
+    """Stands in for a Ray Dataset where only the argument handling of embed_dataset is under test."""
+
+    def __init__(self, new_repartition: bool):
+        self.calls = []
+        if new_repartition:
+            self.repartition = self._repartition_rows
+        else:
+            self.repartition = self._repartition_blocks
+
+    def _repartition_rows(self, num_blocks=None, target_num_rows_per_block=None):
+        self.calls.append(("repartition", target_num_rows_per_block))
+        return self
+
+    def _repartition_blocks(self, num_blocks):
+        raise AssertionError("a Ray without target_num_rows_per_block must not be asked to repartition")
+
+    def map_batches(self, fn, **kwargs):
+        self.calls.append(("map_batches", kwargs["batch_size"]))
+        return self
+
+
+def test_embed_dataset_splits_blocks_and_validates_without_ray():
+    import gembed.ray as gray
+
+    ds = _FakeDataset(new_repartition=True)
+    gray.embed_dataset(ds, model="m", batch_size=300, preserve_order=False)
+    assert ds.calls == [("repartition", 300), ("map_batches", 300)]
+    ds = _FakeDataset(new_repartition=True)
+    gray.embed_dataset(ds, model="m", batch_size=300, rows_per_block=50, preserve_order=False)
+    assert ds.calls == [("repartition", 50), ("map_batches", 300)]
+    ds = _FakeDataset(new_repartition=True)
+    gray.embed_dataset(ds, model="m", batch_size=300, split_blocks=False, preserve_order=False)
+    assert ds.calls == [("map_batches", 300)]
+    ds = _FakeDataset(new_repartition=False)
+    with pytest.warns(RuntimeWarning, match="one actor busy"):
+        gray.embed_dataset(ds, model="m", batch_size=300, preserve_order=False)
+    assert ds.calls == [("map_batches", 300)]
+    for bad in (dict(rows_per_block=0), dict(batch_size=0), dict(concurrency=0),
+                dict(task="query", prompt="x: ")):
+        with pytest.raises(ValueError):
+            gray.embed_dataset(_FakeDataset(True), model="m", preserve_order=False, **bad)
