@@ -11,8 +11,9 @@ llama.cpp on the same Q4_0 file, and draws the speed-vs-quality Pareto plot.
         [--plot docs/compression_pareto.png]
 
 --timing full: 12- and 128-token latency (p50 of 30 / 15 calls), 64 x 128-token
-throughput (5 calls), peak RSS (of the 12-token process); quick: 3 / 2 / 1
-calls, for validating the script on a busy machine (the figures then mean
+throughput (6 calls), peak RSS (of the 12-token process), in 3 rounds over all
+variants (--rounds; each round runs a third of the calls; a row's figure is
+the median of its rounds' figures); quick: 3 / 2 / 1 calls in one round, for validating the script on a busy machine (the figures then mean
 little); none: quality only. Variants whose GGUF already exists in --work are
 reused (delete them to rebuild). Environment: GEMBED_BIN (default
 build/bin/gembed), LLAMA_CPP_BIN_DIR (default .cache/llama.cpp/build/bin).
@@ -22,6 +23,7 @@ import json
 import os
 import pathlib
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,7 +75,7 @@ VARIANTS = {
 LLAMA_ROW = "llama.cpp Q4_0"
 
 TIMING = {  # (12-token repeats, 128-token repeats, 64x128 repeats)
-    "full": (30, 15, 5),
+    "full": (30, 15, 6),
     "quick": (3, 2, 1),
 }
 
@@ -328,6 +330,8 @@ def main():
     ap.add_argument("--sts", default=None, help="STS-B dev.tsv (default .cache/stsb/dev.tsv when present; "
                                                   "'none': skip the STS column)")
     ap.add_argument("--timing", choices=["full", "quick", "none"], default="full")
+    ap.add_argument("--rounds", type=int, default=0,
+                    help="timing rounds over all variants (default: 3 for --timing full, 1 for quick)")
     ap.add_argument("--variants", default=",".join(VARIANTS) + ",llama")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
@@ -366,22 +370,34 @@ def main():
             print(f"reference vectors from {args.reference} (fp32){' + STS-B dev' if sts else ''}", flush=True)
             refs.append(eq.Reference(args.reference, text_set, sts, threads=args.threads))
         return refs[0]
-    rows = []
+    rows, paths = [], {}
     for name in names:
         if name == "llama":
             continue
         print(f"{name}:", flush=True)
-        model = build(name, args.reference, work, args.calib)
+        model = paths[name] = build(name, args.reference, work, args.calib)
         row = {"name": name, "label": VARIANTS[name][0], "file": rel(model),
                "file_mb": model.stat().st_size / 1e6,
                "command": "gembed " + " ".join(VARIANTS[name][1]).replace("{ref}", "MODEL_DIR").replace(
                    "{out}", f"{name}.gguf").replace("{calib}", CALIB)}
         row["quality"] = earlier.get(name) or reference().evaluate(model)
         row["layer_macs"] = layer_macs(model)
-        if args.timing != "none":
-            row["timing"] = time_gembed(model, TIMING[args.timing], args.threads)
-        print(f"  {json.dumps({k: row[k] for k in ('quality', 'timing') if k in row})}", flush=True)
+        print(f"  {json.dumps(row['quality'])}", flush=True)
         rows.append(row)
+    if args.timing != "none" and rows:
+        # Rounds over all variants, each with its share of the calls; a row's figure is the median of its
+        # rounds, so a burst of load on a shared host hits one round of a few rows, not a whole row.
+        rounds = args.rounds or (3 if args.timing == "full" else 1)
+        reps = tuple(max(1, -(-n // rounds)) for n in TIMING[args.timing])
+        for i in range(rounds):
+            for row in rows:
+                t = time_gembed(paths[row["name"]], reps, args.threads)
+                row.setdefault("timing_rounds", []).append(t)
+                print(f"round {i + 1}/{rounds} {row['name']}: {json.dumps(t)}", flush=True)
+        for row in rows:
+            rs = row["timing_rounds"]
+            row["timing"] = {k: statistics.median(r[k] for r in rs) for k in ("ms_12", "ms_128", "texts_per_s_64x128")}
+            row["timing"]["peak_rss_mib"] = max(r["peak_rss_mib"] for r in rs)
     if "llama" in names:
         q4 = build("q4_0", args.reference, work, args.calib)
         row = {"name": "llama", "label": LLAMA_ROW, "file": rel(q4), "file_mb": q4.stat().st_size / 1e6,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -56,6 +57,23 @@ def test_single_case_json_is_consistent(gembed, model, tokens, batch, threads):
     assert j["model_type"] == "Q8_0" and j["precision"] == "fast"
     assert j["isa"] in ("generic", "avx2", "avx512vnni")
     assert j["model"] == str(model)
+
+
+def test_peak_rss_is_the_process_own_not_its_parents(gembed, model):
+    """peak_rss_mib is the bench process's own peak. Linux's ru_maxrss carries a parent's high-water mark
+    across fork + exec, so a parent that once held 600 MiB would make the tiny model report >= 600 MiB."""
+    parent = (
+        "import subprocess, sys\n"
+        "big = bytearray(600 << 20)\n"
+        "big[::4096] = b'x' * len(big[::4096])\n"  # touch every page: 600 MiB resident
+        "del big\n"
+        "sys.stdout.write(subprocess.run(sys.argv[1:], capture_output=True, check=True, text=True).stdout)\n")
+    r = run([sys.executable, "-c", parent, gembed, "bench", "--model", model, "--json", "--tokens", 12,
+             "--repeat", 2])
+    j = json.loads(r.stdout.decode().strip().splitlines()[-1])
+    alone = bench(gembed, model, "--tokens", 12, "--repeat", 2)["peak_rss_mib"]
+    assert 1 < j["peak_rss_mib"] < 300, j["peak_rss_mib"]
+    assert j["peak_rss_mib"] == pytest.approx(alone, rel=0.25, abs=8)
 
 
 def test_text_table_without_json(gembed, model):

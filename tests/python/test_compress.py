@@ -261,7 +261,7 @@ def test_table_script_smallest_settings(gembed, tiny, tmp_path):
     out = tmp_path / "table.json"
     md = tmp_path / "table.md"
     r = subprocess.run([sys.executable, REPO / "scripts" / "compression_table.py", "--reference", f32, "--work",
-                        tmp_path / "work", "--calib", calib, "--timing", "quick", "--sts", "none", "--variants",
+                        tmp_path / "work", "--calib", calib, "--timing", "quick", "--rounds", "2", "--sts", "none", "--variants",
                         "q8_0,q4_0,q4_1aw,mixed,sparse50,drop2", "--json", out, "--markdown", md],
                        capture_output=True, text=True, env={**__import__("os").environ, "GEMBED_BIN": str(gembed)})
     assert r.returncode == 0, r.stderr[-3000:]
@@ -275,6 +275,12 @@ def test_table_script_smallest_settings(gembed, tiny, tmp_path):
         assert floor < q["cos_min"] <= q["cos_mean"] <= 1.0 + 1e-6, (name, q)
         assert 0.0 <= q["top10"] <= 1.0 and q["sts_spearman"] is None
         assert t["ms_12"] > 0 and t["ms_128"] > 0 and t["texts_per_s_64x128"] > 0 and t["peak_rss_mib"] > 0
+        # Two timing rounds over all rows; a row's figure is the median (here: the mean) of its rounds.
+        rounds = row["timing_rounds"]
+        assert len(rounds) == 2, (name, rounds)
+        for k in ("ms_12", "ms_128", "texts_per_s_64x128"):
+            assert t[k] == pytest.approx((rounds[0][k] + rounds[1][k]) / 2, rel=1e-12), (name, k)
+        assert t["peak_rss_mib"] == max(r_["peak_rss_mib"] for r_ in rounds)
     # Orders that must hold on any model: 8-bit beats 4-bit; 4-bit files are smaller.
     assert rows["q8_0"]["quality"]["cos_mean"] > rows["q4_0"]["quality"]["cos_mean"]
     assert rows["q4_0"]["file_mb"] < rows["q8_0"]["file_mb"]

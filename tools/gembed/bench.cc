@@ -71,7 +71,20 @@ int Fail(const std::string& msg) {
   return 1;
 }
 
+// This process's own peak RSS: VmHWM of its address space. Not ru_maxrss:
+// Linux carries that across fork + exec, so a parent that once held more
+// memory (a benchmark script that memory-mapped a large file) would set
+// every child's figure.
 double PeakRssMiB() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      std::istringstream fields(line.substr(6));
+      double kib = 0;
+      if (fields >> kib) return kib / 1024.0;
+    }
+  }
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<double>(ru.ru_maxrss) / 1024.0;  // Linux: KiB
