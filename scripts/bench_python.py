@@ -33,7 +33,7 @@ already in the text ("task: search result | query: ...", "title: none | text:
 embeds each case once as a warm-up, then --repeat timed calls (median = p50).
 Rounds interleave the engines (gembed-python, gembed-bench, st, llama-cpp,
 then again) and each figure is the median over the rounds. Peak RSS: the
-child's ru_maxrss right after import + load (before any embedding) and at the
+child's own peak (VmHWM) right after import + load (before any embedding) and at the
 end. Every vector of every case is compared with sentence-transformers' (F32
 PyTorch, the reference) and gembed-python's: mean and min cosine.
 
@@ -88,6 +88,14 @@ onnxruntime==1.23.2"""
 
 # ------------------------------------------------------------------ children
 def peak_rss_mib() -> float:
+    """This process's own peak RSS (VmHWM). ru_maxrss would also count the parent's peak, which Linux
+    carries across fork + exec."""
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
