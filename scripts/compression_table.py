@@ -13,8 +13,9 @@ llama.cpp on the same Q4_0 file, and draws the speed-vs-quality Pareto plot.
 --timing full: 12- and 128-token latency (p50 of 30 / 15 calls), 64 x 128-token
 throughput (6 calls), peak RSS (of the 12-token process), in 3 rounds over all
 variants (--rounds; each round runs a third of the calls; a row's figure is
-the median of its rounds' figures); quick: 3 / 2 / 1 calls in one round, for validating the script on a busy machine (the figures then mean
-little); none: quality only. Variants whose GGUF already exists in --work are
+the median of its rounds' figures); quick: 3 / 2 / 1 calls in one round, for
+validating the script on a busy machine (the figures then mean little); none:
+quality only. Variants whose GGUF already exists in --work are
 reused (delete them to rebuild). Environment: GEMBED_BIN (default
 build/bin/gembed), LLAMA_CPP_BIN_DIR (default .cache/llama.cpp/build/bin).
 """

@@ -285,3 +285,24 @@ def test_table_script_smallest_settings(gembed, tiny, tmp_path):
     assert rows["q8_0"]["quality"]["cos_mean"] > rows["q4_0"]["quality"]["cos_mean"]
     assert rows["q4_0"]["file_mb"] < rows["q8_0"]["file_mb"]
     assert "| Q4_0 (ggml rule) |" in md.read_text()
+
+
+def test_scale_granularity_script(gembed, tiny):
+    """scripts/scale_granularity.py (docs/PERFORMANCE.md: what coarser int8 scales would cost) runs on the
+    tiny F32 model and reports a valid cosine for each arrangement of scales."""
+    d, f32, _ = tiny
+    r = subprocess.run([sys.executable, REPO / "scripts" / "scale_granularity.py", "--model", f32, "--texts", "3",
+                        "--gembed", gembed], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = {}
+    for line in r.stdout.splitlines()[1:]:
+        mode, _, mean, _, low = line.split()
+        got[mode] = (float(mean), float(low))
+    assert set(got) == {"q8_0", "roww_blocka", "blockw_rowa", "row"}, r.stdout
+    for mode, (mean, low) in got.items():
+        assert -1.0 <= low <= mean <= 1.0 + 1e-9, (mode, mean, low)
+    # 8-bit rounding of a small random model keeps its vectors close (as in the table test above).
+    assert got["q8_0"][1] > 0.5, got
+    bad = subprocess.run([sys.executable, REPO / "scripts" / "scale_granularity.py", "--model", f32, "--modes",
+                          "q4", "--gembed", gembed], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "unknown modes" in bad.stderr
