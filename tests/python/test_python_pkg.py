@@ -312,6 +312,9 @@ def test_threads_share_one_model_and_get_the_serial_results(m):
 
 CTRL_C_SCRIPT = r"""
 import json, os, signal, sys, threading, gembed
+# Python's own Ctrl-C handler, as in a terminal. A process started with SIGINT ignored (a background job of
+# a non-interactive shell, as CI may run the suite) inherits SIG_IGN, and Python then installs no handler.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 m = gembed.Model(sys.argv[1], threads=2, max_batch_tokens=2048)
 texts = [f"lorem ipsum dolor sit amet {i} " * 50 for i in range(400)]  # ~70 forward passes
 def interrupt():
