@@ -32,8 +32,8 @@ already in the text ("task: search result | query: ...", "title: none | text:
 ..."), so every engine embeds exactly the same string. Each child loads once,
 embeds each case once as a warm-up, then --repeat timed calls (median = p50).
 Rounds interleave the engines (gembed-python, gembed-bench, st, llama-cpp,
-then again) and each figure is the median over the rounds. Peak RSS: the
-child's own peak (VmHWM) right after import + load (before any embedding) and at the
+ort-fp32, ort-int8, then again) and each figure is the median over the
+rounds. Peak RSS: the child's own peak (VmHWM) right after import + load (before any embedding) and at the
 end. Every vector of every case is compared with sentence-transformers' (F32
 PyTorch, the reference) and gembed-python's: mean and min cosine.
 
@@ -300,14 +300,6 @@ def gembed_bench(gembed_bin, gguf, files, threads, repeat) -> dict:
     return out
 
 
-def rowcos(a, b):
-    """Cosine of each row of a with the same row of b (float64)."""
-    import numpy as np
-
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(REPO / "models" / "embeddinggemma-300m"),
@@ -374,6 +366,9 @@ def main() -> int:
                 results[e].append(json.loads(out.strip().splitlines()[-1]))
         import numpy as np
 
+        sys.path.insert(0, str(REPO / "scripts"))
+        import eval_quality as eq  # row_cosines
+
         vecs_of = {}  # engine -> one (texts, dim) array per case, from its first round
         for e in engines:
             fs = [pathlib.Path(tmp_dir) / f"{e}-{i}.npy" for i in range(len(files))]
@@ -409,7 +404,7 @@ def main() -> int:
                 continue
             summary["engines"][e]["all_vectors_vs_" + ref] = {
                 c: {"cos_mean": float(cs.mean()), "cos_min": float(cs.min())}
-                for c, cs in ((c, rowcos(vecs_of[e][i], vecs_of[ref][i])) for i, c in enumerate(case_names))}
+                for c, cs in ((c, eq.row_cosines(vecs_of[e][i], vecs_of[ref][i])) for i, c in enumerate(case_names))}
 
     # The table (ratios: engine time / gembed-python time; > 1 = slower than gembed from Python).
     print(f"threads {args.threads}, {args.rounds} round(s) x {args.repeat} calls, median p50 per call; "
@@ -431,9 +426,12 @@ def main() -> int:
         summary["python_overhead_vs_bench"] = over
         print("gembed-python vs gembed bench: " + ", ".join(f"{c} {100 * v:+.1f}%" for c, v in over.items())
               + " (target: within 5%)")
+    printed = set()
     for e in engines:
         for key, cs in summary["engines"][e].items():
-            if key.startswith("all_vectors_vs_"):
+            pair = frozenset((e, key[len("all_vectors_vs_"):]))
+            if key.startswith("all_vectors_vs_") and pair not in printed:  # each pair once
+                printed.add(pair)
                 print(f"{e} vs {key[len('all_vectors_vs_'):]}, cosine over all vectors (mean / min): "
                       + ", ".join(f"{c} {v['cos_mean']:.5f} / {v['cos_min']:.5f}" for c, v in cs.items()))
     if args.json_out:

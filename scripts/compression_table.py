@@ -264,24 +264,21 @@ def layer_macs(path):
     """Multiply-adds per token in the layer matrices that a variant still does (weights per token), from
     its GGUF: layers x (q, k, v, o, gate, up, down) x (1 - the zero fraction its gembed.compression record
     states). None when a key is missing."""
-    from gguf import GGUFReader
+    from gguf_lite import GGUFFile  # header only: the tensor data stays unread
 
     try:
-        r = GGUFReader(str(path))
+        kv = GGUFFile(str(path)).kv
+        arch = kv["general.architecture"]
 
         def num(key):
-            f = r.fields[f"{arch}.{key}"]
-            return int(f.parts[f.data[0]][0])
-        f = r.fields["general.architecture"]
-        arch = bytes(f.parts[f.data[0]]).decode()
+            return int(kv[f"{arch}.{key}"])
         n, ffn = num("block_count"), num("feed_forward_length")
-        d, heads, kv, hd = num("embedding_length"), num("attention.head_count"), num("attention.head_count_kv"), \
-            num("attention.key_length")
-    except (KeyError, IndexError, ValueError):
+        d, heads, kv_heads, hd = num("embedding_length"), num("attention.head_count"), \
+            num("attention.head_count_kv"), num("attention.key_length")
+    except (KeyError, ValueError, TypeError):
         return None
-    f = r.fields.get("gembed.compression")
-    m = re.search(r"zero_fraction_of_layer_matrices=([\d.]+)", bytes(f.parts[f.data[0]]).decode()) if f else None
-    per_layer = 2 * d * heads * hd + 2 * d * kv * hd + 3 * d * ffn
+    m = re.search(r"zero_fraction_of_layer_matrices=([\d.]+)", str(kv.get("gembed.compression", "")))
+    per_layer = 2 * d * heads * hd + 2 * d * kv_heads * hd + 3 * d * ffn
     return n * per_layer * (1 - (float(m.group(1)) if m else 0.0))
 
 

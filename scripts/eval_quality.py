@@ -41,6 +41,12 @@ DEFAULT_STS = ROOT / ".cache" / "stsb" / "dev.tsv"
 STSB_DEV_SHA256 = "65f79065d85d2135210f502830b4413bb7f3136c2f078d3d19faa59ac69edac6"
 
 
+def row_cosines(a, b):
+    """Cosine of each row of a with the same row of b, in float64 (the vectors need not be normalised)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
 def gembed_bin():
     return os.environ.get("GEMBED_BIN", str(ROOT / "build" / "bin" / "gembed"))
 
@@ -135,7 +141,7 @@ class Reference:
 
     def evaluate(self, model, precision=None):
         t = embed(model, self.set["texts"], precision=precision, threads=self.threads)
-        cos = np.sum(t * self.texts, axis=1)
+        cos = row_cosines(t, self.texts)
         q = embed(model, self.set["queries"], task="query", precision=precision, threads=self.threads)
         d = embed(model, self.set["documents"], task="document", precision=precision, threads=self.threads)
         out = {

@@ -41,11 +41,8 @@ MODES = ("q8_0", "roww_blocka", "blockw_rowa", "row")
 
 
 def per_row(x: np.ndarray) -> np.ndarray:
-    """x rounded to int8 with one scale per row (max|row| / 127), returned dequantised."""
-    d = np.abs(x).max(axis=-1, keepdims=True) / 127.0
-    inv = np.divide(1.0, d, out=np.zeros_like(d), where=d > 0)
-    v = x * inv
-    return np.sign(v) * np.floor(np.abs(v) + 0.5) * d
+    """x rounded to int8 with one (float64) scale per row, returned dequantised."""
+    return nf.int8_roundtrip(x, block=None, fp16_scales=False)
 
 
 class Rounded(nf.GemmaEmbeddingOracle):

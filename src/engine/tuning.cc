@@ -113,7 +113,10 @@ std::string TuneCachePath(Isa isa) {
   }
   std::string key = DetectCpuIdentity().key;
   if (key.empty()) key = "unknown-cpu";
-  return fmt::format("{}/tune/{}-{}-v{}.json", base, key, IsaName(isa), kTuneCacheVersion);
+  // Where AMX may be used the candidates differ (and GEMBED_AMX=0 takes them
+  // away): a separate file, so neither choice overwrites the other.
+  const bool amx = isa == Isa::kAvx512Vnni && AmxInt8Usable();
+  return fmt::format("{}/tune/{}-{}{}-v{}.json", base, key, IsaName(isa), amx ? "-amx" : "", kTuneCacheVersion);
 }
 
 KernelResolution ResolveKernelChoice(Isa isa, bool force_measure) {

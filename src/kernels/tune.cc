@@ -8,6 +8,7 @@
 
 #include "base/check.h"
 #include "base/half.h"
+#include "kernels/cpu/dispatch.h"
 #include "kernels/cpu/isa_kernels.h"
 #include "kernels/ops.h"
 #include "kernels/reference.h"
@@ -79,8 +80,19 @@ std::span<const GemmQ8Variant> GemmQ8VariantsFor(Isa isa) {
   switch (isa) {
     case Isa::kAvx2:
       return avx2::GemmQ8Variants();
-    case Isa::kAvx512Vnni:
-      return avx512vnni::GemmQ8Variants();
+    case Isa::kAvx512Vnni: {
+      // The vpdpbusd shapes, then the AMX ones where this process may use AMX.
+      static const std::vector<GemmQ8Variant> all = [] {
+        const std::span<const GemmQ8Variant> vnni = avx512vnni::GemmQ8Variants();
+        std::vector<GemmQ8Variant> v(vnni.begin(), vnni.end());
+        if (AmxInt8Usable()) {
+          const std::span<const GemmQ8Variant> amx = amx::GemmQ8Variants();
+          v.insert(v.end(), amx.begin(), amx.end());
+        }
+        return v;
+      }();
+      return all;
+    }
     case Isa::kGeneric:
       break;
   }

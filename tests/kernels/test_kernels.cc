@@ -444,7 +444,8 @@ TEST_P(IsaTest, EveryGemmQ8VariantIsBitIdenticalToTheReference) {
   EXPECT_EQ(variants.front().fn, table().gemm_q8) << "the first variant is the level's default";
   struct Shape { int64_t k, n; };
   const Shape shapes[] = {{32, 1}, {64, 17}, {96, 33}, {128, 48}, {64, 80}, {768, 256}, {160, 112}};
-  const int64_t ms[] = {1, 2, 3, 5, 6, 7, 8, 11, 12, 13, 24, 25, 33};
+  // 16, 32, 48 and their neighbours: whole and partial 16-row AMX tiles.
+  const int64_t ms[] = {1, 2, 3, 5, 6, 7, 8, 11, 12, 13, 15, 16, 17, 24, 25, 32, 33, 48};
   for (const GemmQ8Variant& v : variants) {
     Ops ops(table(), pool);
     ops.SetGemmQ8(v.fn, v.fn, 0);
@@ -454,7 +455,7 @@ TEST_P(IsaTest, EveryGemmQ8VariantIsBitIdenticalToTheReference) {
         Result<PackedMatrix> pm = PackMatrix(w.view());
         ASSERT_TRUE(pm.ok()) << pm.status().ToString();
         for (int64_t m : ms) {
-          if (s.k >= 768 && m > 13) continue;
+          if (s.k >= 768 && m > 17) continue;
           const std::vector<float> xv = MakeData(static_cast<size_t>(m * s.k), Fill::kNormal, 11 * m + s.k);
           Guarded<float> x(xv.size(), xv);
           Guarded<float> y(static_cast<size_t>(m * s.n)), y_ref(static_cast<size_t>(m * s.n));
@@ -1084,6 +1085,13 @@ TEST(PackMatrix, RejectsBadViews) {
   ASSERT_TRUE(pm.ok());
   EXPECT_EQ(pm->panels, 1);
   EXPECT_EQ(pm->packed_bytes(), static_cast<size_t>(2 * (512 + 32)));
+}
+
+// The AMX variants are candidates exactly where this process may run AMX
+// (cpu/dispatch.h); elsewhere the tuner must never see them.
+TEST(AmxVariants, ListedExactlyWhenTheHostAllowsAmx) {
+  const bool listed = FindGemmQ8Variant(Isa::kAvx512Vnni, "amx16x1") != nullptr;
+  EXPECT_EQ(listed, AmxInt8Usable());
 }
 
 }  // namespace

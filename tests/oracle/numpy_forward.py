@@ -96,22 +96,33 @@ def dequantize_rows(raw: np.ndarray, ggml_type: int, n_per_row: int) -> np.ndarr
     return gguf.quants.dequantize(b, qtype).astype(np.float64).reshape(n_rows, n_per_row)
 
 
+def int8_roundtrip(x: np.ndarray, block: int | None = QK8_0, fp16_scales: bool = True) -> np.ndarray:
+    """x rounded to symmetric int8 and returned dequantised in float64: each
+    row cut into `block`-value blocks (None: one block per row), each block
+    quantised with d = max|x|/127, q = round(x/d) (half away from zero), and
+    the value taken as d * q, with d rounded to fp16 when `fp16_scales`.
+    x: (..., n) with n % block == 0."""
+    shape = x.shape
+    block = block or shape[-1]
+    if shape[-1] % block:
+        raise ValueError(f"int8 row length {shape[-1]} is not a multiple of the block length {block}")
+    b = x.reshape(-1, shape[-1] // block, block)
+    d = np.abs(b).max(axis=-1, keepdims=True) / 127.0
+    inv = np.divide(1.0, d, out=np.zeros_like(d), where=d > 0)
+    v = b * inv
+    q = np.sign(v) * np.floor(np.abs(v) + 0.5)         # roundf: half away from zero
+    if fp16_scales:
+        d = d.astype(np.float16).astype(np.float64)
+    return (q * d).reshape(shape)
+
+
 def q8_0_roundtrip(x: np.ndarray) -> np.ndarray:
     """What llama.cpp's CPU path does to the *activations* of a matmul whose
     weights are Q8_0 (MODEL-SPEC §7.2): each row is cut into 32-blocks, each
     block quantised with d = max|x|/127 (stored as fp16), q = round(x/d) (half
     away from zero), and the int8 dot product uses d_fp16 * q. Returns those
     values in float64. x: (..., n) with n % 32 == 0."""
-    shape = x.shape
-    if shape[-1] % QK8_0:
-        raise ValueError(f"Q8_0 activation length {shape[-1]} is not a multiple of {QK8_0}")
-    b = x.reshape(-1, shape[-1] // QK8_0, QK8_0)
-    d = np.abs(b).max(axis=-1, keepdims=True) / 127.0
-    inv = np.divide(1.0, d, out=np.zeros_like(d), where=d > 0)
-    v = b * inv
-    q = np.sign(v) * np.floor(np.abs(v) + 0.5)         # roundf: half away from zero
-    d16 = d.astype(np.float16).astype(np.float64)
-    return (q * d16).reshape(shape)
+    return int8_roundtrip(x, QK8_0, fp16_scales=True)
 
 
 # --------------------------------------------------------------------------

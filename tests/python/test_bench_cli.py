@@ -191,13 +191,40 @@ def test_tune_measures_shows_and_caches(gembed, tmp_path):
     assert j["source"] == "measured"
     cache = tmp_path / "cache" / "tune"
     files = list(cache.iterdir())
-    assert len(files) == 1 and files[0].name.endswith(f"-{j['isa']}-v1.json"), files
+    assert len(files) == 1 and (files[0].name.endswith(f"-{j['isa']}-v1.json")
+                                or files[0].name.endswith(f"-{j['isa']}-amx-v1.json")), files
     saved = json.loads(files[0].read_text())
     assert (saved["gemm_q8_small"], saved["gemm_q8_large"]) == (j["gemm_q8_small"], j["gemm_q8_large"])
     # The text form says what was chosen and why.
     r = run([gembed, "bench", "--tune"], env=env)
     out = r.stdout.decode()
     assert "<- short inputs" in out and "<- long inputs" in out and "chosen:" in out, out
+
+
+def host_has_amx_int8() -> bool:
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return False
+    return {"amx_tile", "amx_int8", "avx512_vnni"} <= set(flags)
+
+
+def test_amx_variants_are_candidates_only_where_allowed(gembed, tmp_path):
+    """On a host whose kernel offers AMX-INT8 the tuner measures the AMX kernels too (cached apart);
+    GEMBED_AMX=0 takes them away."""
+    base = dict(os.environ, GEMBED_CACHE_DIR=str(tmp_path / "cache"))
+    base.pop("GEMBED_TUNE", None)
+    base.pop("GEMBED_GEMM_Q8", None)
+    base.pop("GEMBED_AMX", None)
+    j = json.loads(run([gembed, "bench", "--tune", "--json"], env=base).stdout.decode().strip().splitlines()[-1])
+    names = [v["variant"] for v in j["variants"]]
+    expect_amx = j["isa"] == "avx512vnni" and host_has_amx_int8()
+    assert any(n.startswith("amx") for n in names) == expect_amx, (names, expect_amx)
+    off = json.loads(run([gembed, "bench", "--tune", "--json"], env=dict(base, GEMBED_AMX="0"))
+                     .stdout.decode().strip().splitlines()[-1])
+    assert not any(v["variant"].startswith("amx") for v in off["variants"]), off["variants"]
+    files = sorted(f.name for f in (tmp_path / "cache" / "tune").iterdir())
+    assert len(files) == (2 if expect_amx else 1), files
 
 
 def test_bench_reports_the_kernels_it_ran(gembed, model, tmp_path):

@@ -1,9 +1,11 @@
 """gembed quantize / gembed prune on tiny synthetic models (docs/COMPRESSION.md).
 
 Oracles we did not write: gguf-py's numpy quantisers (ggml's Q4_0 / Q4_1
-reference rules, byte for byte), gguf-py's reader (types, shapes, keys), and the
-float64 NumPy forward pass (tests/oracle/numpy_forward.py, which dequantises
-Q4 blocks with gguf-py) for the vectors of every variant.
+reference rules, byte for byte) and dequantisers, and the float64 NumPy forward
+pass (tests/oracle/numpy_forward.py, which dequantises Q4 blocks with gguf-py)
+for the vectors of every variant. Files are read with tests/oracle/gguf_lite.py
+(types, shapes, keys, bytes), which test_oracle_numpy.py checks against
+gguf-py's reader.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "oracle"))
 
+import gguf_lite  # noqa: E402
 import numpy_forward as nf  # noqa: E402
 import oracle_cli as gembed_cli  # noqa: E402
 import oracle_texts as T  # noqa: E402
@@ -49,8 +52,31 @@ def tiny(gembed, tokenizer_dir, tmp_path_factory):
     return d, f32, calib
 
 
+class _Tensor:
+    """The part of gguf.ReaderTensor these tests use: name, tensor_type, shape (ne order) and data
+    (float32 rows for F32; the raw block bytes, one row per matrix row, for quantised types)."""
+
+    def __init__(self, info):
+        self.name = info.name
+        self.tensor_type = Q(info.ggml_type)
+        self.shape = list(info.ne)
+        self.data = info.data.view(np.float32).reshape(list(reversed(info.ne))) if self.tensor_type == Q.F32 \
+            else info.data
+
+
+class _Reader:
+    """A GGUF file read with tests/oracle/gguf_lite (cross-checked against gguf.GGUFReader in
+    test_oracle_numpy.py): gguf.GGUFReader spends 15-25 s per open on the 262,144-entry vocabulary,
+    and these tests open dozens of files."""
+
+    def __init__(self, path):
+        f = gguf_lite.GGUFFile(str(path))
+        self.fields = f.kv
+        self.tensors = [_Tensor(t) for t in f.tensors.values()]
+
+
 def reader(path):
-    return gguf.GGUFReader(str(path))
+    return _Reader(path)
 
 
 def tensor(r, name):
@@ -61,8 +87,7 @@ def tensor(r, name):
 
 
 def field(r, key):
-    f = r.fields[key]
-    return f.contents()
+    return r.fields[key]
 
 
 def float_weight(r, name):

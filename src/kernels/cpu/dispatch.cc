@@ -11,6 +11,10 @@
 #include <cpuid.h>
 #define GEMBED_X86 1
 #endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace gembed {
 namespace {
@@ -62,6 +66,7 @@ CpuFeatures DetectCpuFeatures() {
     const uint64_t xcr0 = ReadXcr0();
     f.os_ymm = (xcr0 & 0x6) == 0x6;            // SSE (bit 1) + AVX (bit 2)
     f.os_zmm = f.os_ymm && (xcr0 & 0xe0) == 0xe0;  // opmask, ZMM_Hi256, Hi16_ZMM
+    f.os_amx = (xcr0 & 0x60000) == 0x60000;        // XTILECFG (bit 17), XTILEDATA (bit 18)
   }
   if (max_leaf >= 7) {
     __cpuid_count(7, 0, eax, ebx, ecx, edx);
@@ -72,12 +77,32 @@ CpuFeatures DetectCpuFeatures() {
     f.avx512bw = (ebx >> 30) & 1;
     f.avx512vl = (ebx >> 31) & 1;
     f.avx512vnni = (ecx >> 11) & 1;
+    f.amx_tile = (edx >> 24) & 1;
+    f.amx_int8 = (edx >> 25) & 1;
     unsigned eax1 = 0, ebx1 = 0, ecx1 = 0, edx1 = 0;
     __cpuid_count(7, 1, eax1, ebx1, ecx1, edx1);
     f.avx512bf16 = (eax1 >> 5) & 1;
   }
 #endif
   return f;
+}
+
+bool AmxInt8Usable() {
+  static const bool usable = [] {
+    if (const char* env = std::getenv("GEMBED_AMX"); env != nullptr && std::strcmp(env, "0") == 0) return false;
+    const CpuFeatures f = DetectCpuFeatures();
+    if (!(f.amx_tile && f.amx_int8 && f.os_amx && IsaSupported(Isa::kAvx512Vnni, f))) return false;
+#if defined(__linux__) && defined(__x86_64__)
+    // Linux 5.16+: tile data is off until the process asks (ARCH_REQ_XCOMP_PERM
+    // for XFEATURE_XTILEDATA); a kernel without it refuses and AMX stays off.
+    constexpr int kArchReqXcompPerm = 0x1023;
+    constexpr int kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+    return false;
+#endif
+  }();
+  return usable;
 }
 
 CpuIdentity DetectCpuIdentity() {

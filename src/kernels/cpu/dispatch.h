@@ -19,6 +19,8 @@ struct CpuFeatures {
   bool avx512vnni = false, avx512bf16 = false;
   bool os_ymm = false;  // XCR0 has SSE + AVX state
   bool os_zmm = false;  // XCR0 also has opmask + ZMM_Hi256 + Hi16_ZMM state
+  bool amx_tile = false, amx_int8 = false;
+  bool os_amx = false;  // XCR0 has XTILECFG + XTILEDATA state
 };
 
 CpuFeatures DetectCpuFeatures();
@@ -32,6 +34,13 @@ struct CpuIdentity {
   std::string brand;
 };
 CpuIdentity DetectCpuIdentity();
+
+// Whether this process may run Intel AMX-INT8 code: the CPU has AMX-TILE and
+// AMX-INT8, the OS saves the tile state, it has AVX-512 VNNI (the AMX kernels
+// scale on the vector unit), and, on Linux, the kernel granted this process
+// the XTILEDATA permission (requested here, once: arch_prctl). The answer is
+// computed on the first call and kept; GEMBED_AMX=0 makes it false.
+bool AmxInt8Usable();
 
 // Whether this host (CPU and OS) can run `isa`'s kernels.
 bool IsaSupported(Isa isa, const CpuFeatures& features);

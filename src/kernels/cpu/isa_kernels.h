@@ -48,3 +48,9 @@ namespace gembed::avx512vnni {
 GEMBED_DECLARE_ISA_KERNELS()
 GEMBED_DECLARE_LOWBIT_KERNELS()
 }  // namespace gembed::avx512vnni
+
+// Intel AMX (cpu/gemm_amx.cc): more gemm_q8 variants of the avx512vnni level,
+// listed only where cpu/dispatch.h's AmxInt8Usable() says so.
+namespace gembed::amx {
+std::span<const GemmQ8Variant> GemmQ8Variants();
+}  // namespace gembed::amx
