@@ -151,8 +151,9 @@ def parse_ts(line: str) -> float | None:
 
 
 class Llama:
-    def __init__(self, bin_dir: pathlib.Path, model: pathlib.Path):
+    def __init__(self, bin_dir: pathlib.Path, model: pathlib.Path, extra: list[str] | None = None):
         self.embedding = bin_dir / "llama-embedding"
+        self.extra = list(extra or [])
         self.tokenize = bin_dir / "llama-tokenize"
         self.model = model
         self.flash_attn = "?"
@@ -163,7 +164,7 @@ class Llama:
     def run(self, text_file: pathlib.Path, threads: int, n_batch: int = 2048, flash_attn: str | None = None) -> dict:
         cmd = [self.embedding, "-m", self.model, "-f", text_file, "--no-escape", "--embd-separator", SEPARATOR,
                "--pooling", "mean", "--embd-normalize", "2", "-c", str(n_batch), "-b", str(n_batch), "-ub",
-               str(n_batch), "-t", str(threads), "--perf", "-v"]
+               str(n_batch), "-t", str(threads), "--perf", "-v", *self.extra]
         if flash_attn is not None:
             cmd += ["-fa", flash_attn]
         r = timed_run(cmd)
@@ -260,6 +261,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-llama-mixed", action="store_true", help="mixed-length run for gembed only")
     ap.add_argument("--short", type=int, default=1000,
                     help="texts in the short-text run (10-40 tokens each, e.g. queries and STS sentences; 0: skip)")
+    ap.add_argument("--llama-arg", action="append", default=[],
+                    help="one more argument for llama-embedding (repeatable); e.g. --llama-arg=-nr on Intel AMX "
+                         "hosts, where llama.cpp's AMX Q8_0 path crashes (ggml-org/llama.cpp#20824)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json-out", default="bench_vs_llamacpp.json")
     ap.add_argument("--quick", action="store_true", help="1 round, 3 repeats, 200 mixed texts (smoke test)")
@@ -285,7 +289,7 @@ def main(argv=None) -> int:
             subprocess.run([str(gembed_bin), "synth", "-o", str(model), "--tokenizer", str(tok), "--type", "q8_0",
                             "--dense", "--seed", "1"], check=True)
     g = Gembed(gembed_bin, model)
-    ll = Llama(llama_bin_dir(), model)
+    ll = Llama(llama_bin_dir(), model, args.llama_arg)
     have_llama = ll.available()
     if not have_llama:
         print(f"llama.cpp not found in {llama_bin_dir()} (scripts/build_llama_cpp.sh): gembed only", flush=True)
@@ -306,7 +310,8 @@ def main(argv=None) -> int:
     batch64_l = write_texts(work / "l64x128.txt", [texts[128]] * 64, True)
 
     res = {"uptime_before": uptime(), "host": platform.node(), "threads": T, "model": str(model),
-           "rounds": args.rounds, "gembed_repeat": args.repeat, "gembed": {}, "llama": {}}
+           "rounds": args.rounds, "gembed_repeat": args.repeat, "llama_extra_args": args.llama_arg, "gembed": {},
+           "llama": {}}
     G, L = res["gembed"], res["llama"]
     L_fa = res.setdefault("llama_compute_s_by_flash_attn", {})
 

@@ -113,9 +113,9 @@ std::string TuneCachePath(Isa isa) {
   }
   std::string key = DetectCpuIdentity().key;
   if (key.empty()) key = "unknown-cpu";
-  // Where AMX may be used the candidates differ (and GEMBED_AMX=0 takes them
-  // away): a separate file, so neither choice overwrites the other.
-  const bool amx = isa == Isa::kAvx512Vnni && AmxInt8Usable();
+  // With the AMX candidates (GEMBED_AMX=1) the choice is a different one: a
+  // separate file, so neither overwrites the other.
+  const bool amx = isa == Isa::kAvx512Vnni && AmxCandidatesEnabled();
   return fmt::format("{}/tune/{}-{}{}-v{}.json", base, key, IsaName(isa), amx ? "-amx" : "", kTuneCacheVersion);
 }
 

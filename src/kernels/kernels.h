@@ -4,7 +4,7 @@
 //   kGeneric    reference.cc, portable scalar C++ (also the test oracle);
 //   kAvx2       cpu/*_avx2.cc, AVX2 + FMA + F16C (Haswell / Zen 1 and later);
 //   kAvx512Vnni cpu/*_avx512vnni.cc, AVX-512 F/BW/VL/DQ + VNNI (Ice Lake / Zen 4);
-//               on Intel AMX hosts its gemm_q8 has AMX variants too (cpu/gemm_amx.cc).
+//               on Intel AMX hosts its gemm_q8 has opt-in AMX variants (cpu/gemm_amx.cc).
 // Tables are immutable and built into the binary; cpu/dispatch.h picks one at
 // start-up (CPUID + XGETBV, GEMBED_ISA override). Nothing here owns threads or
 // memory: the Ops object (ops.h) splits work over a ThreadPool and calls these

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <random>
@@ -76,17 +77,30 @@ double TimePass(GemmQ8Fn fn, const std::vector<PackedMatrix>& ws, const QRows& x
 
 }  // namespace
 
+std::span<const GemmQ8Variant> AmxGemmQ8Variants() {
+  if (!AmxInt8Usable()) return {};
+  return amx::GemmQ8Variants();
+}
+
+bool AmxCandidatesEnabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("GEMBED_AMX");
+    return env != nullptr && std::strcmp(env, "1") == 0 && AmxInt8Usable();
+  }();
+  return enabled;
+}
+
 std::span<const GemmQ8Variant> GemmQ8VariantsFor(Isa isa) {
   switch (isa) {
     case Isa::kAvx2:
       return avx2::GemmQ8Variants();
     case Isa::kAvx512Vnni: {
-      // The vpdpbusd shapes, then the AMX ones where this process may use AMX.
+      // The vpdpbusd shapes, then the AMX ones where asked for and usable.
       static const std::vector<GemmQ8Variant> all = [] {
         const std::span<const GemmQ8Variant> vnni = avx512vnni::GemmQ8Variants();
         std::vector<GemmQ8Variant> v(vnni.begin(), vnni.end());
-        if (AmxInt8Usable()) {
-          const std::span<const GemmQ8Variant> amx = amx::GemmQ8Variants();
+        if (AmxCandidatesEnabled()) {
+          const std::span<const GemmQ8Variant> amx = AmxGemmQ8Variants();
           v.insert(v.end(), amx.begin(), amx.end());
         }
         return v;
@@ -102,6 +116,10 @@ std::span<const GemmQ8Variant> GemmQ8VariantsFor(Isa isa) {
 const GemmQ8Variant* FindGemmQ8Variant(Isa isa, std::string_view name) {
   for (const GemmQ8Variant& v : GemmQ8VariantsFor(isa))
     if (name == v.name) return &v;
+  if (isa == Isa::kAvx512Vnni) {
+    for (const GemmQ8Variant& v : AmxGemmQ8Variants())
+      if (name == v.name) return &v;
+  }
   return nullptr;
 }
 

@@ -16,11 +16,22 @@
 
 namespace gembed {
 
-// The variants of `isa`'s gemm_q8 (the first is its default); the generic
-// level has one, the scalar reference.
+// The variants of `isa`'s gemm_q8 the tuner measures (the first is its
+// default); the generic level has one, the scalar reference. The AMX variants
+// of the avx512vnni level are among them only where AMX is usable and
+// GEMBED_AMX=1 asks for them: on the one AMX host measured they were faster
+// on one thread and slower on two (docs/PERFORMANCE.md).
 std::span<const GemmQ8Variant> GemmQ8VariantsFor(Isa isa);
 
-// The variant named `name` for `isa`, or nullptr.
+// The AMX variants (of the avx512vnni level) this process can run, whether or
+// not the tuner measures them; empty without AMX.
+std::span<const GemmQ8Variant> AmxGemmQ8Variants();
+
+// Whether GemmQ8VariantsFor(kAvx512Vnni) includes the AMX variants.
+bool AmxCandidatesEnabled();
+
+// The variant named `name` for `isa` (the AMX ones included where they can
+// run, so GEMBED_GEMM_Q8 may name them), or nullptr.
 const GemmQ8Variant* FindGemmQ8Variant(Isa isa, std::string_view name);
 
 // The kernel choices on top of an ISA level's table: one gemm_q8 for short

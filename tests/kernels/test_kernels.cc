@@ -439,9 +439,17 @@ TEST_P(IsaTest, MatMulQ8VsReferenceAndFloat64) {
 TEST_P(IsaTest, EveryGemmQ8VariantIsBitIdenticalToTheReference) {
   ThreadPool pool(1);
   Ops ref_ops(ref(), pool);
-  const std::span<const GemmQ8Variant> variants = GemmQ8VariantsFor(GetParam());
-  ASSERT_FALSE(variants.empty());
-  EXPECT_EQ(variants.front().fn, table().gemm_q8) << "the first variant is the level's default";
+  const std::span<const GemmQ8Variant> candidates = GemmQ8VariantsFor(GetParam());
+  ASSERT_FALSE(candidates.empty());
+  EXPECT_EQ(candidates.front().fn, table().gemm_q8) << "the first variant is the level's default";
+  // The AMX variants too, where they can run, whether or not the tuner measures them.
+  std::vector<GemmQ8Variant> variants(candidates.begin(), candidates.end());
+  if (GetParam() == Isa::kAvx512Vnni) {
+    for (const GemmQ8Variant& v : AmxGemmQ8Variants())
+      if (FindGemmQ8Variant(GetParam(), v.name) == &v &&
+          std::none_of(variants.begin(), variants.end(), [&](const GemmQ8Variant& c) { return c.fn == v.fn; }))
+        variants.push_back(v);
+  }
   struct Shape { int64_t k, n; };
   const Shape shapes[] = {{32, 1}, {64, 17}, {96, 33}, {128, 48}, {64, 80}, {768, 256}, {160, 112}};
   // 16, 32, 48 and their neighbours: whole and partial 16-row AMX tiles.
@@ -1087,11 +1095,16 @@ TEST(PackMatrix, RejectsBadViews) {
   EXPECT_EQ(pm->packed_bytes(), static_cast<size_t>(2 * (512 + 32)));
 }
 
-// The AMX variants are candidates exactly where this process may run AMX
-// (cpu/dispatch.h); elsewhere the tuner must never see them.
-TEST(AmxVariants, ListedExactlyWhenTheHostAllowsAmx) {
-  const bool listed = FindGemmQ8Variant(Isa::kAvx512Vnni, "amx16x1") != nullptr;
-  EXPECT_EQ(listed, AmxInt8Usable());
+// The AMX variants exist exactly where this process may run AMX
+// (cpu/dispatch.h), and the tuner measures them only when GEMBED_AMX=1 asks.
+TEST(AmxVariants, RunnableExactlyWhereTheHostAllowsAmx) {
+  EXPECT_EQ(FindGemmQ8Variant(Isa::kAvx512Vnni, "amx16x1") != nullptr, AmxInt8Usable());
+  EXPECT_EQ(AmxGemmQ8Variants().empty(), !AmxInt8Usable());
+  bool measured = false;
+  for (const GemmQ8Variant& v : GemmQ8VariantsFor(Isa::kAvx512Vnni)) measured |= std::string(v.name) == "amx16x1";
+  EXPECT_EQ(measured, AmxCandidatesEnabled());
+  const char* env = std::getenv("GEMBED_AMX");
+  EXPECT_EQ(AmxCandidatesEnabled(), AmxInt8Usable() && env != nullptr && std::string(env) == "1");
 }
 
 }  // namespace

@@ -209,22 +209,25 @@ def host_has_amx_int8() -> bool:
     return {"amx_tile", "amx_int8", "avx512_vnni"} <= set(flags)
 
 
-def test_amx_variants_are_candidates_only_where_allowed(gembed, tmp_path):
-    """On a host whose kernel offers AMX-INT8 the tuner measures the AMX kernels too (cached apart);
-    GEMBED_AMX=0 takes them away."""
+def test_amx_variants_are_measured_only_on_request(gembed, tmp_path):
+    """The tuner measures the AMX kernels only with GEMBED_AMX=1, and only on a host whose kernel offers
+    AMX-INT8 (cached apart); GEMBED_GEMM_Q8 may name them where they can run."""
     base = dict(os.environ, GEMBED_CACHE_DIR=str(tmp_path / "cache"))
-    base.pop("GEMBED_TUNE", None)
-    base.pop("GEMBED_GEMM_Q8", None)
-    base.pop("GEMBED_AMX", None)
-    j = json.loads(run([gembed, "bench", "--tune", "--json"], env=base).stdout.decode().strip().splitlines()[-1])
-    names = [v["variant"] for v in j["variants"]]
-    expect_amx = j["isa"] == "avx512vnni" and host_has_amx_int8()
-    assert any(n.startswith("amx") for n in names) == expect_amx, (names, expect_amx)
-    off = json.loads(run([gembed, "bench", "--tune", "--json"], env=dict(base, GEMBED_AMX="0"))
-                     .stdout.decode().strip().splitlines()[-1])
-    assert not any(v["variant"].startswith("amx") for v in off["variants"]), off["variants"]
+    for key in ("GEMBED_TUNE", "GEMBED_GEMM_Q8", "GEMBED_AMX"):
+        base.pop(key, None)
+
+    def tune(env):
+        r = run([gembed, "bench", "--tune", "--json"], env=env)
+        return json.loads(r.stdout.decode().strip().splitlines()[-1])
+
+    plain, asked = tune(base), tune(dict(base, GEMBED_AMX="1"))
+    assert not any(v["variant"].startswith("amx") for v in plain["variants"]), plain["variants"]
+    expect_amx = asked["isa"] == "avx512vnni" and host_has_amx_int8()
+    assert any(v["variant"].startswith("amx") for v in asked["variants"]) == expect_amx, (asked, expect_amx)
     files = sorted(f.name for f in (tmp_path / "cache" / "tune").iterdir())
     assert len(files) == (2 if expect_amx else 1), files
+    if expect_amx:
+        assert any(f.endswith("-amx-v1.json") for f in files), files
 
 
 def test_bench_reports_the_kernels_it_ran(gembed, model, tmp_path):

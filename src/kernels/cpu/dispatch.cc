@@ -89,7 +89,6 @@ CpuFeatures DetectCpuFeatures() {
 
 bool AmxInt8Usable() {
   static const bool usable = [] {
-    if (const char* env = std::getenv("GEMBED_AMX"); env != nullptr && std::strcmp(env, "0") == 0) return false;
     const CpuFeatures f = DetectCpuFeatures();
     if (!(f.amx_tile && f.amx_int8 && f.os_amx && IsaSupported(Isa::kAvx512Vnni, f))) return false;
 #if defined(__linux__) && defined(__x86_64__)

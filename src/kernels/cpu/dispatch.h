@@ -39,7 +39,7 @@ CpuIdentity DetectCpuIdentity();
 // AMX-INT8, the OS saves the tile state, it has AVX-512 VNNI (the AMX kernels
 // scale on the vector unit), and, on Linux, the kernel granted this process
 // the XTILEDATA permission (requested here, once: arch_prctl). The answer is
-// computed on the first call and kept; GEMBED_AMX=0 makes it false.
+// computed on the first call and kept.
 bool AmxInt8Usable();
 
 // Whether this host (CPU and OS) can run `isa`'s kernels.
