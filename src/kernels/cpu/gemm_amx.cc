@@ -1,18 +1,19 @@
 // The Q8_0 GEMM on Intel AMX (AMX-TILE + AMX-INT8: Sapphire Rapids and later),
-// as more variants of the avx512vnni level's gemm_q8 (kernels/tune.h picks
-// among them by measurement). Built with -mamx-tile -mamx-int8 on top of the
-// AVX-512 flags; only called after cpu/dispatch.h's AmxInt8Usable() (CPUID, the
-// OS's XTILEDATA state and Linux's per-process permission).
+// as more variants of the avx512vnni level's gemm_q8 (kernels/tune.h: the
+// tuner measures them when GEMBED_AMX=1 asks). Built with -mamx-tile
+// -mamx-int8 on top of the AVX-512 flags; only called after cpu/dispatch.h's
+// AmxInt8Usable() (CPUID, the OS's XTILEDATA state and Linux's per-process
+// permission).
 //
 // The packed weights need no new layout: a (panel, block) of PackedMatrix is
 // 8 groups of [16 columns x 4 k] bytes, which is exactly an AMX B tile of 8
 // rows x 64 bytes (the "VNNI" layout TDPBSUD reads). One TDPBSUD multiplies a
 // 16-row x 32-k tile of int8 activations by it: the 16 x 16 int32 dots of one
 // 32-block. Weights carry +128 (unsigned), so the vector unit adds each row's
-// correction -128*sum(x) to make the dots exact. The Q8_0 scales cannot be applied
-// inside the tile unit: every block's dots are stored and scaled on the vector
-// unit, acc = fma(float(dot) * d_w, d_x, acc), in block order: the same
-// operations as every other gemm_q8, hence bit-identical results.
+// correction -128*sum(x) to make the dots exact. The Q8_0 scales cannot be
+// applied inside the tile unit: every block's dots are stored and scaled on
+// the vector unit, acc = fma(float(dot) * d_w, d_x, acc), in block order: the
+// same operations as every other gemm_q8, hence bit-identical results.
 //
 // Two tile sets (C, A, B) alternate between consecutive blocks, and the tile
 // unit runs two blocks ahead of the vector unit. Rows that do not fill a
@@ -24,7 +25,6 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 #include <span>
 
 #include "kernels/cpu/isa_kernels.h"

@@ -50,7 +50,8 @@ GEMBED_DECLARE_LOWBIT_KERNELS()
 }  // namespace gembed::avx512vnni
 
 // Intel AMX (cpu/gemm_amx.cc): more gemm_q8 variants of the avx512vnni level,
-// listed only where cpu/dispatch.h's AmxInt8Usable() says so.
+// callable only where cpu/dispatch.h's AmxInt8Usable() says so (kernels/tune.h
+// hands them out: AmxGemmQ8Variants).
 namespace gembed::amx {
 std::span<const GemmQ8Variant> GemmQ8Variants();
 }  // namespace gembed::amx
