@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -446,8 +447,7 @@ TEST_P(IsaTest, EveryGemmQ8VariantIsBitIdenticalToTheReference) {
   std::vector<GemmQ8Variant> variants(candidates.begin(), candidates.end());
   if (GetParam() == Isa::kAvx512Vnni) {
     for (const GemmQ8Variant& v : AmxGemmQ8Variants())
-      if (FindGemmQ8Variant(GetParam(), v.name) == &v &&
-          std::none_of(variants.begin(), variants.end(), [&](const GemmQ8Variant& c) { return c.fn == v.fn; }))
+      if (std::none_of(variants.begin(), variants.end(), [&](const GemmQ8Variant& c) { return c.fn == v.fn; }))
         variants.push_back(v);
   }
   struct Shape { int64_t k, n; };
