@@ -312,7 +312,7 @@ def main(argv=None) -> int:
     ap.add_argument("--texts", type=int, default=2048, help="distinct texts per length")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--llama-batch", type=int, default=4096, help="llama-server -b and -ub (default 4096)")
-    ap.add_argument("--llama-args", default="", help="extra llama-server arguments, e.g. '-fa on'")
+    bvl.add_llama_args_option(ap, "llama-server")
     ap.add_argument("--no-llama", action="store_true", help="gembed serve only")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 1 s warm-up, 4 s cells, 8 s RSS runs")
@@ -370,7 +370,7 @@ def main(argv=None) -> int:
             lcmd = [llama_bin, "-m", model, "--embeddings", "--pooling", "mean", "-t", T, "-tb", T,
                     "-np", np_slots, "-c", np_slots * 256, "-b", args.llama_batch, "-ub", args.llama_batch,
                     "--host", "127.0.0.1", "--port", lport, "--threads-http", over_conc + 4, "--no-webui",
-                    *args.llama_args.split()]
+                    *args.llama_args]
             servers["llama"] = Server("llama", lcmd, lport, work)
         for name, s in servers.items():
             s.wait_ready()

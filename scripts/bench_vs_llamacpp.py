@@ -48,6 +48,7 @@ import pathlib
 import platform
 import random
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -250,6 +251,14 @@ def fmt(v, spec=".1f", unit=""):
     return "n/a" if v is None else f"{v:{spec}}{unit}"
 
 
+def add_llama_args_option(ap: argparse.ArgumentParser, tool: str) -> None:
+    """--llama-args: extra arguments for llama.cpp's tool, one shell-quoted string (this script and bench_serve.py
+    take it alike); args.llama_args is then the list."""
+    ap.add_argument("--llama-args", type=shlex.split, default=[],
+                    help=f"extra {tool} arguments, one string, e.g. --llama-args=-nr on Intel AMX hosts, where "
+                         "llama.cpp's AMX Q8_0 path crashes (ggml-org/llama.cpp#20824)")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gembed", default=str(REPO / "build" / "bin" / "gembed"))
@@ -261,9 +270,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-llama-mixed", action="store_true", help="mixed-length run for gembed only")
     ap.add_argument("--short", type=int, default=1000,
                     help="texts in the short-text run (10-40 tokens each, e.g. queries and STS sentences; 0: skip)")
-    ap.add_argument("--llama-arg", action="append", default=[],
-                    help="one more argument for llama-embedding (repeatable); e.g. --llama-arg=-nr on Intel AMX "
-                         "hosts, where llama.cpp's AMX Q8_0 path crashes (ggml-org/llama.cpp#20824)")
+    add_llama_args_option(ap, "llama-embedding")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json-out", default="bench_vs_llamacpp.json")
     ap.add_argument("--quick", action="store_true", help="1 round, 3 repeats, 200 mixed texts (smoke test)")
@@ -289,7 +296,7 @@ def main(argv=None) -> int:
             subprocess.run([str(gembed_bin), "synth", "-o", str(model), "--tokenizer", str(tok), "--type", "q8_0",
                             "--dense", "--seed", "1"], check=True)
     g = Gembed(gembed_bin, model)
-    ll = Llama(llama_bin_dir(), model, args.llama_arg)
+    ll = Llama(llama_bin_dir(), model, args.llama_args)
     have_llama = ll.available()
     if not have_llama:
         print(f"llama.cpp not found in {llama_bin_dir()} (scripts/build_llama_cpp.sh): gembed only", flush=True)
@@ -310,7 +317,7 @@ def main(argv=None) -> int:
     batch64_l = write_texts(work / "l64x128.txt", [texts[128]] * 64, True)
 
     res = {"uptime_before": uptime(), "host": platform.node(), "threads": T, "model": str(model),
-           "rounds": args.rounds, "gembed_repeat": args.repeat, "llama_extra_args": args.llama_arg, "gembed": {},
+           "rounds": args.rounds, "gembed_repeat": args.repeat, "llama_extra_args": args.llama_args, "gembed": {},
            "llama": {}}
     G, L = res["gembed"], res["llama"]
     L_fa = res.setdefault("llama_compute_s_by_flash_attn", {})

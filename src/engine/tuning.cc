@@ -26,6 +26,11 @@ std::string Env(const char* name) {
   return v ? std::string(v) : std::string();
 }
 
+// Whether the candidates at `isa` include the AMX variants.
+bool AmxCandidates(Isa isa) {
+  return isa == Isa::kAvx512Vnni && Env("GEMBED_AMX") == "1" && !AmxGemmQ8Variants().empty();
+}
+
 bool Known(Isa isa, const std::string& name) { return FindGemmQ8Variant(isa, name) != nullptr; }
 
 KernelChoice Defaults(Isa isa) {
@@ -98,6 +103,16 @@ void WriteCache(const std::string& path, const TuneReport& r) {
 
 }  // namespace
 
+std::vector<GemmQ8Variant> TuneCandidates(Isa isa) {
+  const std::span<const GemmQ8Variant> level = GemmQ8VariantsFor(isa);
+  std::vector<GemmQ8Variant> v(level.begin(), level.end());
+  if (AmxCandidates(isa)) {
+    const std::span<const GemmQ8Variant> amx = AmxGemmQ8Variants();
+    v.insert(v.end(), amx.begin(), amx.end());
+  }
+  return v;
+}
+
 std::string TuneCachePath(Isa isa) {
   std::string base = Env("GEMBED_CACHE_DIR");
   if (base.empty()) {
@@ -113,16 +128,15 @@ std::string TuneCachePath(Isa isa) {
   }
   std::string key = DetectCpuIdentity().key;
   if (key.empty()) key = "unknown-cpu";
-  // With the AMX candidates (GEMBED_AMX=1) the choice is a different one: a
-  // separate file, so neither overwrites the other.
-  const bool amx = isa == Isa::kAvx512Vnni && AmxCandidatesEnabled();
-  return fmt::format("{}/tune/{}-{}{}-v{}.json", base, key, IsaName(isa), amx ? "-amx" : "", kTuneCacheVersion);
+  return fmt::format("{}/tune/{}-{}{}-v{}.json", base, key, IsaName(isa), AmxCandidates(isa) ? "-amx" : "",
+                     kTuneCacheVersion);
 }
 
 KernelResolution ResolveKernelChoice(Isa isa, bool force_measure) {
   KernelResolution res;
   res.choice = Defaults(isa);
-  if (GemmQ8VariantsFor(isa).size() < 2) {
+  const std::vector<GemmQ8Variant> candidates = TuneCandidates(isa);
+  if (candidates.size() < 2) {
     res.source = "default";
     return res;
   }
@@ -138,7 +152,7 @@ KernelResolution ResolveKernelChoice(Isa isa, bool force_measure) {
       return res;
     }
     std::string names;
-    for (const GemmQ8Variant& v : GemmQ8VariantsFor(isa)) names += fmt::format("{}{}", names.empty() ? "" : ", ", v.name);
+    for (const GemmQ8Variant& v : candidates) names += fmt::format("{}{}", names.empty() ? "" : ", ", v.name);
     Log(LogLevel::kWarning, "GEMBED_GEMM_Q8={}: not variants of {} ({}); tuning as usual", request, IsaName(isa),
         names);
   }
@@ -156,7 +170,7 @@ KernelResolution ResolveKernelChoice(Isa isa, bool force_measure) {
     return res;
   }
   try {
-    res.report = TuneGemmQ8(isa);
+    res.report = TuneGemmQ8(isa, candidates);
   } catch (const std::bad_alloc&) {  // no memory for the measurement: the defaults, not cached
     Log(LogLevel::kDebug, "kernel tuning: out of memory; using the defaults");
     res.source = "default";

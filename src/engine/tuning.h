@@ -13,6 +13,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "kernels/kernels.h"
 #include "kernels/tune.h"
@@ -28,9 +29,15 @@ struct KernelResolution {
   TuneReport report;       // filled when source == "measured"
 };
 
+// The gemm_q8 variants the tuner measures at `isa`: the level's own
+// (GemmQ8VariantsFor), then at avx512vnni the AMX ones when GEMBED_AMX=1 asks
+// for them and this process can run AMX. Read at each call (not cached).
+std::vector<GemmQ8Variant> TuneCandidates(Isa isa);
+
 // $GEMBED_CACHE_DIR, else $XDG_CACHE_HOME/gembed, else $HOME/.cache/gembed,
-// + "/tune/<cpu key>-<isa>-v<N>.json" (N: the variant set's version). Empty
-// when no directory can be named.
+// + "/tune/<cpu key>-<isa>[-amx]-v<N>.json" (N: the variant set's version;
+// "-amx" when TuneCandidates includes the AMX variants, so the two choices
+// never overwrite each other). Empty when no directory can be named.
 std::string TuneCachePath(Isa isa);
 
 // Resolves the choice as described above; `force_measure` acts like

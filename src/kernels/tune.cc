@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <random>
@@ -82,31 +81,12 @@ std::span<const GemmQ8Variant> AmxGemmQ8Variants() {
   return amx::GemmQ8Variants();
 }
 
-bool AmxCandidatesEnabled() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("GEMBED_AMX");
-    return env != nullptr && std::strcmp(env, "1") == 0 && AmxInt8Usable();
-  }();
-  return enabled;
-}
-
 std::span<const GemmQ8Variant> GemmQ8VariantsFor(Isa isa) {
   switch (isa) {
     case Isa::kAvx2:
       return avx2::GemmQ8Variants();
-    case Isa::kAvx512Vnni: {
-      // The vpdpbusd shapes, then the AMX ones where asked for and usable.
-      static const std::vector<GemmQ8Variant> all = [] {
-        const std::span<const GemmQ8Variant> vnni = avx512vnni::GemmQ8Variants();
-        std::vector<GemmQ8Variant> v(vnni.begin(), vnni.end());
-        if (AmxCandidatesEnabled()) {
-          const std::span<const GemmQ8Variant> amx = AmxGemmQ8Variants();
-          v.insert(v.end(), amx.begin(), amx.end());
-        }
-        return v;
-      }();
-      return all;
-    }
+    case Isa::kAvx512Vnni:
+      return avx512vnni::GemmQ8Variants();
     case Isa::kGeneric:
       break;
   }
@@ -123,13 +103,13 @@ const GemmQ8Variant* FindGemmQ8Variant(Isa isa, std::string_view name) {
   return nullptr;
 }
 
-TuneReport TuneGemmQ8(Isa isa, double budget_ms) {
+TuneReport TuneGemmQ8(Isa isa, std::span<const GemmQ8Variant> variants, double budget_ms) {
   const double start = NowMs();
   TuneReport report;
   report.isa = isa;
   report.small_m = 12;
   report.large_m = 128;
-  const std::span<const GemmQ8Variant> variants = GemmQ8VariantsFor(isa);
+  if (variants.empty()) variants = GemmQ8VariantsFor(isa);
   for (const GemmQ8Variant& v : variants) report.rows.push_back({v.name, 0, 0});
   report.choice.gemm_q8_small = report.choice.gemm_q8_large = variants.front().name;
   if (variants.size() < 2) {

@@ -16,19 +16,15 @@
 
 namespace gembed {
 
-// The variants of `isa`'s gemm_q8 the tuner measures (the first is its
-// default); the generic level has one, the scalar reference. The AMX variants
-// of the avx512vnni level are among them only where AMX is usable and
-// GEMBED_AMX=1 asks for them: on the one AMX host measured they were faster
-// on one thread and slower on two (docs/PERFORMANCE.md).
+// The variants of `isa`'s gemm_q8 that run on every CPU of that level (the
+// first is its default); the generic level has one, the scalar reference.
 std::span<const GemmQ8Variant> GemmQ8VariantsFor(Isa isa);
 
-// The AMX variants (of the avx512vnni level) this process can run, whether or
-// not the tuner measures them; empty without AMX.
+// The AMX variants (of the avx512vnni level) this process can run; empty
+// without AMX. Whether the tuner measures them is the caller's choice
+// (engine/tuning.h): on the one AMX host measured they were faster on one
+// thread and slower on two (docs/PERFORMANCE.md).
 std::span<const GemmQ8Variant> AmxGemmQ8Variants();
-
-// Whether GemmQ8VariantsFor(kAvx512Vnni) includes the AMX variants.
-bool AmxCandidatesEnabled();
 
 // The variant named `name` for `isa` (the AMX ones included where they can
 // run, so GEMBED_GEMM_Q8 may name them), or nullptr.
@@ -57,12 +53,13 @@ struct TuneReport {
   double elapsed_ms = 0;  // wall time of the whole measurement
 };
 
-// Times every gemm_q8 variant of `isa` on one thread, on random Q8 weights of
+// Times the `candidates` (gemm_q8 variants of `isa`; the first is the
+// default, which a choice must beat) on one thread, on random Q8 weights of
 // a transformer layer's shapes: a short input over a weight set larger than
 // the last-level cache (m = 12) and a long one over cache-resident weights
 // (m = 128), best of a few calls each, within about `budget_ms`. Picks the
 // fastest for each case; a variant must beat the default by more than 3% to
 // be chosen (noise must not flip the choice).
-TuneReport TuneGemmQ8(Isa isa, double budget_ms = 300.0);
+TuneReport TuneGemmQ8(Isa isa, std::span<const GemmQ8Variant> candidates, double budget_ms = 300.0);
 
 }  // namespace gembed

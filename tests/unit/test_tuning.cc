@@ -83,7 +83,7 @@ TEST_F(TuningTest, MeasuresOnceThenReadsTheCache) {
 
   const KernelResolution first = ResolveKernelChoice(isa);
   EXPECT_EQ(first.source, "measured");
-  ASSERT_EQ(first.report.rows.size(), GemmQ8VariantsFor(isa).size());
+  ASSERT_EQ(first.report.rows.size(), TuneCandidates(isa).size());
   for (const TuneReport::Row& r : first.report.rows) {
     EXPECT_GT(r.small_ms, 0.0) << r.variant;
     EXPECT_GT(r.large_ms, 0.0) << r.variant;
@@ -161,6 +161,34 @@ TEST_F(TuningTest, OverridesAndOff) {
   }
 }
 
+// The AMX variants are measured only when GEMBED_AMX=1 asks for them and the
+// process can run AMX, and their choice is cached in a file of its own.
+TEST_F(TuningTest, AmxIsACandidateOnlyWhenAskedForAndRunnable) {
+  const Isa isa = Isa::kAvx512Vnni;
+  ScopedEnv cache("GEMBED_CACHE_DIR", dir_.c_str());
+  const std::span<const GemmQ8Variant> level = GemmQ8VariantsFor(isa);
+  auto amx_count = [](const std::vector<GemmQ8Variant>& c) {
+    size_t n = 0;
+    for (const GemmQ8Variant& v : c) n += std::string(v.name).rfind("amx", 0) == 0 ? 1 : 0;
+    return n;
+  };
+  for (const char* value : {static_cast<const char*>(nullptr), "0", "yes"}) {
+    ScopedEnv amx("GEMBED_AMX", value);
+    const std::vector<GemmQ8Variant> c = TuneCandidates(isa);
+    EXPECT_EQ(c.size(), level.size()) << (value ? value : "unset");
+    EXPECT_EQ(amx_count(c), 0u) << (value ? value : "unset");
+    EXPECT_EQ(TuneCachePath(isa).find("-amx"), std::string::npos) << (value ? value : "unset");
+  }
+  ScopedEnv amx("GEMBED_AMX", "1");
+  const std::vector<GemmQ8Variant> c = TuneCandidates(isa);
+  ASSERT_FALSE(c.empty());
+  EXPECT_STREQ(c.front().name, level.front().name) << "the default stays first";
+  EXPECT_EQ(amx_count(c), AmxGemmQ8Variants().size());
+  EXPECT_EQ(amx_count(c) > 0, AmxInt8Usable());
+  EXPECT_EQ(TuneCachePath(isa).find("-amx") != std::string::npos, AmxInt8Usable()) << TuneCachePath(isa);
+  EXPECT_EQ(amx_count(TuneCandidates(Isa::kAvx2)), 0u) << "AMX belongs to the avx512vnni level only";
+}
+
 // The vectors are the same bits whichever variants run the short and the
 // long calls: one text (a few rows, the short path) and a batch of texts
 // packed into one pass of more rows than the short path takes.
@@ -196,7 +224,8 @@ TEST_F(TuningTest, EveryVariantGivesTheSameVectors) {
   };
   const auto base = embed(nullptr);
   ASSERT_EQ(base.size(), 13u);
-  for (const GemmQ8Variant& v : GemmQ8VariantsFor(BestIsa())) {
+  ScopedEnv amx("GEMBED_AMX", "1");  // the AMX variants too, where they can run
+  for (const GemmQ8Variant& v : TuneCandidates(BestIsa())) {
     const auto got = embed(v.name);
     ASSERT_EQ(got.size(), base.size()) << v.name;
     for (size_t i = 0; i < got.size(); ++i)

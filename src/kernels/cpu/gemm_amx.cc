@@ -1,6 +1,6 @@
 // The Q8_0 GEMM on Intel AMX (AMX-TILE + AMX-INT8: Sapphire Rapids and later),
-// as more variants of the avx512vnni level's gemm_q8 (kernels/tune.h: the
-// tuner measures them when GEMBED_AMX=1 asks). Built with -mamx-tile
+// as more variants of the avx512vnni level's gemm_q8 (kernels/tune.h; the
+// engine has the tuner measure them when GEMBED_AMX=1 asks: engine/tuning.h). Built with -mamx-tile
 // -mamx-int8 on top of the AVX-512 flags; only called after cpu/dispatch.h's
 // AmxInt8Usable() (CPUID, the OS's XTILEDATA state and Linux's per-process
 // permission).
