@@ -3,13 +3,14 @@
 in one run: the same Q8_0 GGUF, the same texts, the same compute threads, the
 same closed-loop load generator.
 
-Load: N client threads (N = concurrency), each with one keep-alive HTTP/1.1
-connection, sends one text per POST /v1/embeddings (OpenAI shape, float
-encoding) and sends the next as soon as the answer arrives (closed loop).
-Bodies are encoded before the run and answers are not parsed in the timed
-loop (one answer per cell is checked), so the client costs little CPU, but
-it does share the machine's cores with the server under test (both servers
-see the same client). Texts are distinct: N - 2 common words that are one
+Load: N clients (N = concurrency), each with one keep-alive HTTP/1.1
+connection, send one text per POST /v1/embeddings (OpenAI shape, float
+encoding) and send the next as soon as the answer arrives (closed loop).
+One thread drives all N connections (non-blocking sockets, epoll), bodies
+are encoded before the run and answers are not decoded in the timed loop
+(one answer per cell is checked), so the client costs little CPU; it does
+share the machine's cores with the server under test (both servers see the
+same client), and each cell records the client's CPU time. Texts are distinct: N - 2 common words that are one
 token each, checked with `gembed tokenize` (and llama.cpp's llama-tokenize),
 so every text has exactly N tokens with <bos>/<eos> and no server can reuse
 a cached prompt.
@@ -41,16 +42,17 @@ Timings on a shared machine are noisy: the JSON records `uptime` before and afte
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import pathlib
 import random
+import selectors
 import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -200,78 +202,170 @@ def embedding_of(port: int, text: str) -> list[float]:
 # closed-loop load
 
 
+class _Client:
+    """One closed-loop client of load(): a keep-alive connection and the request in flight on it."""
+    __slots__ = ("k", "sock", "out", "buf", "t0", "deadline", "i", "busy")
+
+    def __init__(self, k: int, first: int):
+        self.k, self.sock, self.out, self.buf = k, None, b"", b""
+        self.t0 = self.deadline = 0.0
+        self.i, self.busy = first, False
+
+
+def _parse_answer(buf: bytes) -> tuple[int, dict, int] | None:
+    """(status, headers, bytes the whole answer takes) once `buf` holds a whole answer, else None."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    lines = buf[:end].split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(b":")
+        headers[k.strip().lower().decode()] = v.strip().decode()
+    total = end + 4 + int(headers.get("content-length", "0"))
+    return (status, headers, total) if len(buf) >= total else None
+
+
 def load(port: int, bodies: list[bytes], concurrency: int, warmup: float, duration: float, timeout: float,
          rss_pid: int | None = None, rss_interval: float = 5.0) -> dict:
     """`concurrency` clients in a closed loop for warmup + duration seconds;
     texts/s and latency over the answers that arrive in the timed window
-    (timeouts and errors: requests sent in it)."""
+    (timeouts and errors: requests sent in it).
+
+    One thread drives every client's connection with non-blocking sockets
+    (selectors: epoll), so the client's own CPU time, taken from the cores the
+    server runs on, stays small and does not grow with the number of clients
+    the way a thread per client did (context switches, the GIL). It is
+    reported as client_cpu_s. After the window no new request starts; the ones
+    in flight are answered (or time out) before load() returns, so the next
+    cell starts on an idle server."""
+    sel = selectors.DefaultSelector()
     t_start = time.monotonic()
     t_measure = t_start + warmup
     t_stop = t_measure + duration
-    lock = threading.Lock()
-    lat, statuses = [], {}
-    timeouts = errors = 0
-    done_in_window = 0
-    rss = []
+    cpu0 = time.process_time()
+    lat, statuses, rss = [], {}, []
+    counts = {"timeouts": 0, "errors": 0, "done": 0}
+    sleeping: list[tuple[float, int]] = []  # (wake time, client index): 429 back-off and reconnect pauses
+    clients = [_Client(k, random.Random(k).randrange(len(bodies))) for k in range(concurrency)]
 
-    def worker(k: int):
-        nonlocal timeouts, errors, done_in_window
-        cli = RawClient(port, timeout)
-        i = random.Random(k).randrange(len(bodies))
-        my_lat, my_status, my_done, my_to, my_err = [], {}, 0, 0, 0
-        while time.monotonic() < t_stop:
-            body = bodies[i % len(bodies)]
-            i += 1
-            t0 = time.monotonic()
+    def drop(c: _Client):
+        if c.sock is not None:
+            sel.unregister(c.sock)
+            c.sock.close()
+        c.sock, c.buf, c.busy = None, b"", False
+
+    def failed(c: _Client, key: str, pause: float):
+        if c.t0 >= t_measure:
+            counts[key] += 1
+        drop(c)
+        heapq.heappush(sleeping, (time.monotonic() + pause, c.k))
+
+    def send_next(c: _Client, now: float):
+        body = bodies[c.i % len(bodies)]
+        c.i += 1
+        if c.sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
-                status, headers, _ = cli.post("/v1/embeddings", body)
-            except socket.timeout:
-                cli.close()
-                if t0 >= t_measure:
-                    my_to += 1
+                sock.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            c.sock = sock
+            sel.register(sock, selectors.EVENT_WRITE, c)
+        else:
+            sel.modify(c.sock, selectors.EVENT_WRITE, c)
+        c.out = (b"POST /v1/embeddings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        c.t0, c.deadline, c.busy = now, now + timeout, True
+
+    now = time.monotonic()
+    for c in clients:
+        send_next(c, now)
+    next_rss = t_start
+    next_sweep = t_start + 0.1
+    while True:
+        now = time.monotonic()
+        if rss_pid is not None and next_rss <= now < t_stop:
+            rss.append((round(now - t_start, 1), rss_mib(rss_pid)))
+            next_rss = now + rss_interval
+        while sleeping and sleeping[0][0] <= now:
+            _, k = heapq.heappop(sleeping)
+            if now < t_stop:
+                send_next(clients[k], now)
+        if now >= next_sweep:  # requests past their deadline
+            next_sweep = now + 0.1
+            for c in clients:
+                if c.busy and now > c.deadline:
+                    failed(c, "timeouts", 0.0)
+        busy = any(c.busy for c in clients)
+        if now >= t_stop and not busy:
+            break
+        if not busy and not sleeping:
+            break
+        wait = 0.1
+        if rss_pid is not None and now < t_stop:
+            wait = min(wait, max(0.0, next_rss - now))
+        if sleeping:
+            wait = min(wait, max(0.0, sleeping[0][0] - now))
+        for key, events in sel.select(wait):
+            c = key.data
+            try:
+                if events & selectors.EVENT_WRITE:
+                    n = c.sock.send(c.out)
+                    c.out = c.out[n:]
+                    if not c.out:
+                        sel.modify(c.sock, selectors.EVENT_READ, c)
+                    continue
+                chunk = c.sock.recv(1 << 20)
+            except (BlockingIOError, InterruptedError):
                 continue
             except OSError:
-                cli.close()
-                if t0 >= t_measure:
-                    my_err += 1
-                time.sleep(0.01)
+                failed(c, "errors", 0.01)
                 continue
+            if not chunk:  # the server closed the connection
+                failed(c, "errors", 0.01)
+                continue
+            c.buf += chunk
+            answer = _parse_answer(c.buf)
+            if answer is None:
+                continue
+            status, headers, total = answer
             t1 = time.monotonic()
+            c.buf, c.busy = c.buf[total:], False
             if t_measure <= t1 <= t_stop:  # answers that arrive in the timed window
-                my_status[status] = my_status.get(status, 0) + 1
+                statuses[status] = statuses.get(status, 0) + 1
                 if status == 200:
-                    my_lat.append(t1 - t0)
-                    my_done += 1
+                    lat.append(t1 - c.t0)
+                    counts["done"] += 1
+            if headers.get("connection", "").lower() == "close":
+                drop(c)
+            if t1 >= t_stop:
+                continue
             if status == 429:  # back off as told, like the openai SDK does
-                time.sleep(min(float(headers.get("retry-after", "1") or 1), 1.0))
-        cli.close()
-        with lock:
-            lat.extend(my_lat)
-            for s, n in my_status.items():
-                statuses[s] = statuses.get(s, 0) + n
-            timeouts += my_to
-            errors += my_err
-            done_in_window += my_done
-
-    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(concurrency)]
-    for t in threads:
-        t.start()
+                heapq.heappush(sleeping, (t1 + min(float(headers.get("retry-after", "1") or 1), 1.0), c.k))
+            else:
+                send_next(c, t1)
     if rss_pid is not None:
-        while time.monotonic() < t_stop:
-            rss.append((round(time.monotonic() - t_start, 1), rss_mib(rss_pid)))
-            time.sleep(min(rss_interval, max(0.0, t_stop - time.monotonic())))
         rss.append((round(time.monotonic() - t_start, 1), rss_mib(rss_pid)))
-    for t in threads:
-        t.join(timeout + duration + warmup + 60)
+    for c in clients:
+        drop(c)
+    sel.close()
+    client_cpu = time.process_time() - cpu0
     lat.sort()
 
     def percentile(p):
         return lat[min(len(lat) - 1, int(round(p / 100 * (len(lat) - 1))))] * 1e3 if lat else None
 
-    out = {"concurrency": concurrency, "duration_s": duration, "texts_per_s": done_in_window / duration,
-           "ok": done_in_window, "p50_ms": percentile(50), "p99_ms": percentile(99),
+    done = counts["done"]
+    out = {"concurrency": concurrency, "duration_s": duration, "texts_per_s": done / duration,
+           "ok": done, "p50_ms": percentile(50), "p99_ms": percentile(99),
            "mean_ms": statistics.fmean(lat) * 1e3 if lat else None,
-           "statuses": {str(k): v for k, v in sorted(statuses.items())}, "timeouts": timeouts, "errors": errors}
+           "statuses": {str(k): v for k, v in sorted(statuses.items())}, "timeouts": counts["timeouts"],
+           "errors": counts["errors"], "client_cpu_s": round(client_cpu, 2),
+           "client_cpu_share": round(client_cpu / (time.monotonic() - t_start), 3)}
     if rss:
         out["rss_mib"] = rss
     return out

@@ -453,7 +453,7 @@ Status Engine::Impl::Run(std::span<const std::vector<int32_t>> seqs, int dim, fl
       leading = false;
       cv.notify_all();  // another waiting caller takes over
     } else if (cancel != nullptr) {
-      cv.wait_for(lock, std::chrono::milliseconds(20));
+      cv.wait_for(lock, std::chrono::milliseconds(Engine::kCancelPollMs));
     } else {
       cv.wait(lock);
     }
@@ -461,6 +461,12 @@ Status Engine::Impl::Run(std::span<const std::vector<int32_t>> seqs, int dim, fl
   }
   --active_calls;
   return call.error;
+}
+
+void Engine::WakeWaiters() {
+  // Taking the lock orders this wake after a waiter's check of its flag.
+  { std::lock_guard<std::mutex> lock(impl_->mu); }
+  impl_->cv.notify_all();
 }
 
 Status Engine::EmbedTokensInto(const std::vector<std::vector<int32_t>>& seqs, int dim, float* out,

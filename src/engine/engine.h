@@ -91,7 +91,10 @@ struct EmbedOptions {
   // its texts, with (texts done, texts total).
   std::function<void(size_t, size_t)> progress;
   // When it becomes true, the call stops as soon as possible: texts not yet
-  // in a forward pass are dropped and the call returns kCancelled.
+  // in a forward pass are dropped and the call returns kCancelled. A call
+  // waiting behind other callers' passes sees the flag when it wakes: at the
+  // end of a pass, at Engine::WakeWaiters(), or at the latest after
+  // kCancelPollMs.
   const std::atomic<bool>* cancel = nullptr;
 };
 
@@ -172,6 +175,15 @@ class Engine {
   std::vector<std::string> TaskNames() const;
   int max_seq_length() const;  // tokens per text, BOS and EOS included
   EngineStats stats() const;
+
+  // Wakes every call waiting in the queue, so that one whose cancel flag was
+  // just set returns now instead of at the next pass or poll. For whoever
+  // sets flags from another thread (the server, when a client disconnects).
+  void WakeWaiters();
+  // How often a waiting call with a cancel flag looks at it on its own. Long
+  // on purpose: hundreds of waiting calls polling every few milliseconds
+  // cost the forward pass a tenth of its speed.
+  static constexpr int kCancelPollMs = 500;
 
   const ModelConfig& config() const;
   int output_dim() const;

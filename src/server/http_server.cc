@@ -678,13 +678,20 @@ struct HttpServer::Impl {
       const int r = ::poll(fds.data(), fds.size(), 50);
       lock.lock();
       if (r <= 0) continue;
+      bool cancelled = false;
       for (size_t i = 0; i < fds.size(); ++i) {
         if ((fds[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0) continue;
         Conn* c = who[i].first;
         // Still the same request (a Conn may have moved on to another one).
         if (std::find(watched.begin(), watched.end(), c) != watched.end() && c->watch_id == who[i].second) {
           c->cancel.store(true);
+          cancelled = true;
         }
+      }
+      if (cancelled) {  // the waiting requests see their flags now, not at the next pass
+        lock.unlock();
+        service.WakeCancelled();
+        lock.lock();
       }
     }
   }
@@ -755,11 +762,14 @@ void HttpServer::Drain() {
 
 void HttpServer::Abort() {
   Impl& m = *impl_;
-  std::lock_guard<std::mutex> lock(m.mu);
-  for (Conn* c : m.open) {
-    c->cancel.store(true);
-    ::shutdown(c->fd, SHUT_RDWR);
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    for (Conn* c : m.open) {
+      c->cancel.store(true);
+      ::shutdown(c->fd, SHUT_RDWR);
+    }
   }
+  m.service.WakeCancelled();
 }
 
 }  // namespace gembed::server

@@ -83,6 +83,11 @@ class Service {
   static Response ErrorResponse(const ApiError& error);
   static Response ErrorResponse(int status, std::string message, std::string code = {});
 
+  // After setting a cancel flag passed to Handle from another thread: wakes
+  // the requests waiting in the engine's queue so that cancelled ones drop
+  // their work now.
+  void WakeCancelled() { engine_.WakeWaiters(); }
+
   // After this, work endpoints and /health answer 503.
   void BeginDrain() { draining_.store(true); }
   bool draining() const { return draining_.load(); }

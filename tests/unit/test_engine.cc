@@ -592,6 +592,38 @@ TEST_F(EngineTest, CancelledCallsAreDroppedFromTheQueue) {
   EXPECT_TRUE(fine.ok());
 }
 
+// WakeWaiters: a flag set from another thread is seen at once, not at the
+// waiting call's own poll (kCancelPollMs), which alone could not return it
+// sooner than that.
+TEST_F(EngineTest, WakeWaitersReturnsACancelledCallAtOnce) {
+  Engine& e = Models::Get().Open("tiny-q8_0");
+  std::atomic<bool> cancel{false};
+  EmbedOptions o;
+  o.cancel = &cancel;
+  LeaderBlocker blocker(e);
+  ASSERT_TRUE(blocker.entered());
+  std::atomic<bool> returned{false};
+  Status result;
+  std::thread t([&] {
+    result = e.Embed({"x", "y"}, o).status();
+    returned = true;
+  });
+  ASSERT_TRUE(blocker.WaitQueued(2));
+  // Let the waiter start a fresh poll interval, then cancel and wake it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto t0 = std::chrono::steady_clock::now();
+  cancel = true;
+  e.WakeWaiters();
+  while (!returned && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10))
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  t.join();
+  EXPECT_EQ(result.code(), StatusCode::kCancelled);
+  EXPECT_LT(ms, Engine::kCancelPollMs * 0.8) << "the cancelled call waited for its own poll";
+  EXPECT_EQ(e.stats().queued_sequences, 0u);
+  EXPECT_TRUE(blocker.Release());
+}
+
 TEST_F(EngineTest, FullQueueRefusesAtOnce) {
   EngineOptions eo;
   eo.threads = 2;
