@@ -19,21 +19,23 @@ Measured, for each server:
   * texts/s and p50/p99 latency at concurrency 1, 8, 64 (--concurrency) for
     12- and 128-token texts (--tokens), cells interleaved gembed / llama;
   * the overload row: 4x the largest concurrency (--overload-factor) with
-    --overload-tokens texts: texts/s as a share of the server's own peak at
-    that length, and every status (200, 429, other, timeouts);
+    --overload-tokens texts, each cell right after one at the largest
+    concurrency (--pairs pairs): texts/s as a share of the peak measured
+    next to it (median), and every status (200, 429, other, timeouts);
   * RSS over time at saturation (--rss-duration s at the largest
     concurrency, sampled every --rss-interval s): RSS after the first minute
     (or the first half of a shorter run) vs at the end;
   * gembed serve at concurrency 1 vs `gembed bench --input` on one text of
-    the same length (the cost of HTTP and JSON per request).
+    the same length, alternated --pairs + 1 times (the cost of HTTP and JSON
+    per request).
 Servers: gembed serve --threads T; llama-server -t T -tb T -np <max conc>
 -c <np x 256> -b 4096 -ub 4096 (one micro-batch of 4,096 tokens, the same
 token budget as gembed's forward pass; --llama-batch) --threads-http <overload
 conc + 4> --no-webui, flash attention at its default (--llama-args '-fa on'
 to pin it). Both answer /health when ready.
 
-Usage (the real run, ~35 min: 12 cells x 2 servers x (3 + 30) s, 2 overload
-runs, 2 x 10 min of RSS):
+Usage (the real run, ~40 min: 12 cells x 2 servers x (3 + 30) s, 2 x 2 overload
+pairs, 2 x 10 min of RSS, ~2 min of concurrency 1 vs gembed bench):
   scripts/bench_serve.py --model .cache/bench/embeddinggemma-300m-q8_0.gguf \\
       --duration 30 --rss-duration 600 --json-out bench_serve.json --md-out bench_serve.md
 Smoke test (~2 min): --quick.  --no-llama: gembed serve only.
@@ -398,6 +400,9 @@ def main(argv=None) -> int:
     ap.add_argument("--duration", type=float, default=20.0, help="timed seconds per cell")
     ap.add_argument("--overload-factor", type=int, default=4)
     ap.add_argument("--overload-tokens", type=int, default=12)
+    ap.add_argument("--pairs", type=int, default=2,
+                    help="overload: (peak, overload) cell pairs per server; concurrency 1 vs gembed bench: "
+                         "pairs + 1 alternations")
     ap.add_argument("--rss-duration", type=float, default=600.0, help="seconds at saturation while RSS is sampled")
     ap.add_argument("--rss-interval", type=float, default=5.0)
     ap.add_argument("--rss-gembed-only", action="store_true", help="the RSS-over-time run for gembed serve only")
@@ -494,18 +499,63 @@ def main(argv=None) -> int:
                           f"p50 {fmt(r['p50_ms'])} ms  p99 {fmt(r['p99_ms'])} ms  {r['statuses']}"
                           f"{'  timeouts %d' % r['timeouts'] if r['timeouts'] else ''}", flush=True)
 
-        # Overload: 4x the largest concurrency.
+        # Overload: 4x the largest concurrency, each overload cell right after a cell at the largest
+        # concurrency (the peak) on the same server, --pairs times: the host's speed drifts over a long
+        # run, so the share is taken against the peak measured next to it (median over the pairs).
         res["overload"] = []
         for name, s in servers.items():
-            r = load(s.port, bodies[args.overload_tokens], over_conc, args.warmup, args.duration, args.timeout)
-            peak = max((x["texts_per_s"] for x in res["cells"]
-                        if x["server"] == name and x["tokens"] == args.overload_tokens), default=None)
-            r.update({"server": name, "tokens": args.overload_tokens,
-                      "share_of_peak": r["texts_per_s"] / peak if peak else None, "peak_texts_per_s": peak})
+            pairs = []
+            for _ in range(args.pairs):
+                peak = load(s.port, bodies[args.overload_tokens], max_conc, args.warmup, args.duration, args.timeout)
+                over = load(s.port, bodies[args.overload_tokens], over_conc, args.warmup, args.duration, args.timeout)
+                pairs.append({"peak": peak, "overload": over,
+                              "share": over["texts_per_s"] / peak["texts_per_s"] if peak["texts_per_s"] else None})
+                print(f"{name:7s} {max_conc} clients {peak['texts_per_s']:.1f} texts/s, then {over_conc} clients "
+                      f"{over['texts_per_s']:.1f} texts/s ({pct(pairs[-1]['share'])}%) {over['statuses']} "
+                      f"timeouts {over['timeouts']} errors {over['errors']}", flush=True)
+            shares = [p["share"] for p in pairs if p["share"] is not None]
+            statuses: dict = {}
+            for p in pairs:
+                for k, v in p["overload"]["statuses"].items():
+                    statuses[k] = statuses.get(k, 0) + v
+            grid_peak = max((x["texts_per_s"] for x in res["cells"]
+                             if x["server"] == name and x["tokens"] == args.overload_tokens), default=None)
+            r = {"server": name, "tokens": args.overload_tokens, "concurrency": over_conc, "pairs": pairs,
+                 "texts_per_s": statistics.median(p["overload"]["texts_per_s"] for p in pairs),
+                 "peak_texts_per_s": statistics.median(p["peak"]["texts_per_s"] for p in pairs),
+                 "share_of_peak": statistics.median(shares) if shares else None,
+                 "grid_peak_texts_per_s": grid_peak, "statuses": statuses,
+                 "timeouts": sum(p["overload"]["timeouts"] for p in pairs),
+                 "errors": sum(p["overload"]["errors"] for p in pairs)}
             res["overload"].append(r)
-            print(f"{name:7s} overload {over_conc} clients x {args.overload_tokens} tokens: "
-                  f"{r['texts_per_s']:.1f} texts/s ({pct(r['share_of_peak'])}% of peak) "
-                  f"{r['statuses']} timeouts {r['timeouts']} errors {r['errors']}", flush=True)
+            print(f"{name:7s} overload {over_conc} clients x {args.overload_tokens} tokens: median "
+                  f"{r['texts_per_s']:.1f} texts/s, {pct(r['share_of_peak'])}% of the peak next to it", flush=True)
+
+        # gembed serve at concurrency 1 vs `gembed bench --input` on the same text, alternated --pairs + 1 times
+        # while the servers idle (a bench run long before or after its cell would measure a different host).
+        res["http_overhead"] = []
+        if 1 in concs:
+            for n in lengths:
+                f = work / f"one_{n}.txt"
+                f.write_text(texts[n][0] + "\n")
+                bench_ms, serve_ms = [], []
+                for _ in range(args.pairs + 1):
+                    rb = subprocess.run([str(gembed_bin), "bench", "--model", str(model), "--input", str(f),
+                                         "--threads", str(T), "--repeat", "50", "--json"], capture_output=True,
+                                        text=True)
+                    if rb.returncode != 0:
+                        raise RuntimeError(f"gembed bench failed: {rb.stderr[-2000:]}")
+                    bench_ms.append(json.loads(rb.stdout.strip().splitlines()[-1])["p50_ms"])
+                    cell = load(servers["gembed"].port, [bodies[n][0]], 1, 1.0, min(args.duration, 10.0),
+                                args.timeout)
+                    serve_ms.append(cell["p50_ms"])
+                b, sv = statistics.median(bench_ms), statistics.median(x for x in serve_ms if x is not None)
+                res["http_overhead"].append({"tokens": n, "bench_p50_ms": b, "serve_p50_ms": sv,
+                                             "bench_p50_ms_each": bench_ms, "serve_p50_ms_each": serve_ms,
+                                             "overhead": sv / b - 1})
+                print(f"one {n}-token text: gembed bench p50 {bench_ms} ms, gembed serve c1 p50 "
+                      f"{[round(x, 2) for x in serve_ms if x is not None]} ms: {pct(sv / b - 1, '+.1f')}%",
+                      flush=True)
 
         # RSS at saturation over time.
         res["rss"] = []
@@ -528,21 +578,6 @@ def main(argv=None) -> int:
         for s in servers.values():
             s.stop()
 
-    # gembed serve at concurrency 1 vs gembed bench on one text of the same length.
-    res["http_overhead"] = []
-    if 1 in concs:
-        for n in lengths:
-            f = work / f"one_{n}.txt"
-            f.write_text(texts[n][0] + "\n")
-            rb = subprocess.run([str(gembed_bin), "bench", "--model", str(model), "--input", str(f), "--threads",
-                                 str(T), "--repeat", "50", "--json"], capture_output=True, text=True)
-            if rb.returncode != 0:
-                raise RuntimeError(f"gembed bench failed: {rb.stderr[-2000:]}")
-            j = json.loads(rb.stdout.strip().splitlines()[-1])
-            cell = next(x for x in res["cells"] if x["server"] == "gembed" and x["tokens"] == n
-                        and x["concurrency"] == 1)
-            res["http_overhead"].append({"tokens": n, "bench_p50_ms": j["p50_ms"], "serve_p50_ms": cell["p50_ms"],
-                                         "overhead": cell["p50_ms"] / j["p50_ms"] - 1 if cell["p50_ms"] else None})
     res["uptime_after"] = bvl.uptime()
 
     # Markdown.
@@ -559,10 +594,12 @@ def main(argv=None) -> int:
             md.append(f"| {n} tokens | {c} | {fmt(cl and cl['texts_per_s'])} | "
                       f"{fmt(cl and cl['p50_ms'])} / {fmt(cl and cl['p99_ms'])} | {cg['texts_per_s']:.1f} | "
                       f"{fmt(cg['p50_ms'])} / {fmt(cg['p99_ms'])} | {fmt(ratio, '.2f')}{'x' if ratio else ''} |")
-    md += ["", f"| overload: {over_conc} clients x {args.overload_tokens} tokens | texts/s | share of own peak | "
-               f"answers | timeouts / errors |", "|---|---|---|---|---|"]
+    md += ["", f"| overload: {over_conc} clients x {args.overload_tokens} tokens ({args.pairs} pairs, median) | "
+               f"texts/s at {max_conc} clients | at {over_conc} | share | answers | timeouts / errors |",
+           "|---|---|---|---|---|---|"]
     for r in res["overload"]:
-        md.append(f"| {'gembed serve' if r['server'] == 'gembed' else 'llama-server'} | {r['texts_per_s']:.1f} | "
+        md.append(f"| {'gembed serve' if r['server'] == 'gembed' else 'llama-server'} | "
+                  f"{r['peak_texts_per_s']:.1f} | {r['texts_per_s']:.1f} | "
                   f"{pct(r['share_of_peak'])}% | {answers(r['statuses'])} | "
                   f"{r['timeouts']} / {r['errors']} |")
     md += ["", f"| RSS at saturation ({max_conc} clients x {args.rss_tokens} tokens) | at {res['rss'][0]['rss_ref_s']:.0f} s | "
@@ -571,7 +608,8 @@ def main(argv=None) -> int:
         md.append(f"| {'gembed serve' if r['server'] == 'gembed' else 'llama-server'} | {fmt(r['rss_ref_mib'], '.0f')} MiB | "
                   f"{fmt(r['rss_end_mib'], '.0f')} MiB | {pct(r['rss_change'], '+.1f')}% |")
     if res["http_overhead"]:
-        md += ["", "| one text, concurrency 1 | gembed bench p50 | gembed serve p50 | HTTP + JSON |", "|---|---|---|---|"]
+        md += ["", f"| one text, concurrency 1 ({args.pairs + 1} alternations, median) | gembed bench p50 | "
+                   "gembed serve p50 | HTTP + JSON |", "|---|---|---|---|"]
         for r in res["http_overhead"]:
             md.append(f"| {r['tokens']} tokens | {r['bench_p50_ms']:.2f} ms | {fmt(r['serve_p50_ms'], '.2f')} ms | "
                       f"{pct(r['overhead'], '+.1f')}% |")
