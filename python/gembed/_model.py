@@ -94,7 +94,8 @@ class Model:
     activations against Q8_0 weights, like llama.cpp) or "high" (fp32
     activations; Q8_0 weights widened at load); ``max_batch_tokens``: the token
     budget of one forward pass (texts from all calling threads are packed up to
-    it); ``isa``: force a kernel level ("generic", "avx2", "avx512vnni"; None:
+    it; below the model's context length it is raised to that, with a warning);
+    ``isa``: force a kernel level ("generic", "avx2", "avx512vnni"; None:
     the best this CPU has).
 
     One Model may be used from many threads at once: their texts share the

@@ -154,6 +154,10 @@ Result<std::unique_ptr<Engine>> Engine::Open(const std::string& path, const Engi
   // A single text may need the whole context in one pass.
   impl->max_batch_tokens =
       std::max<int>(options.max_batch_tokens, static_cast<int>(impl->config.context_length));
+  if (options.max_batch_tokens > 0 && options.max_batch_tokens < impl->max_batch_tokens) {
+    Log(LogLevel::kWarning, "a forward pass of {} tokens cannot hold one text of the context length; using {}",
+        options.max_batch_tokens, impl->max_batch_tokens);
+  }
   impl->max_queued_tokens = options.max_queued_tokens;
   // Size the scratch for the largest pass now, so steady-state passes do not
   // allocate (pages are only touched when a batch that large comes).
@@ -209,6 +213,7 @@ std::vector<int> Engine::SupportedDims() const {
 const HfPromptTable& Engine::prompt_table() const { return impl_->prompts; }
 std::vector<std::string> Engine::TaskNames() const { return AvailableTaskNames(impl_->prompts); }
 int Engine::max_seq_length() const { return static_cast<int>(impl_->config.context_length); }
+int Engine::max_batch_tokens() const { return impl_->max_batch_tokens; }
 int Engine::vocab_size() const { return impl_->tokenizer->vocab_size(); }
 
 Result<std::string> Engine::ResolvePrompt(const EmbedOptions& options) const {

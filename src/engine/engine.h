@@ -49,7 +49,8 @@ namespace gembed {
 struct EngineOptions {
   int threads = 0;  // compute threads; <= 0: hardware concurrency
   // Token budget of one forward pass: texts are packed until the next one
-  // would exceed it (a single text may use up to the context length).
+  // would exceed it. A single text may need the whole context, so a budget
+  // below the model's context length is raised to it (with a warning).
   int max_batch_tokens = 4096;
   // Kernel level ("generic", "avx2", "avx512", ...); empty: the best the CPU
   // supports (or the GEMBED_ISA environment override).
@@ -174,6 +175,7 @@ class Engine {
   const HfPromptTable& prompt_table() const;
   std::vector<std::string> TaskNames() const;
   int max_seq_length() const;  // tokens per text, BOS and EOS included
+  int max_batch_tokens() const;  // the token budget of one pass in effect (see EngineOptions)
   EngineStats stats() const;
 
   // Wakes every call waiting in the queue, so that one whose cancel flag was

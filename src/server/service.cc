@@ -344,7 +344,7 @@ Response Service::Info() const {
       {"kernels", engine_.kernels()},
       {"precision", std::string(PrecisionName(engine_.precision()))},
       {"threads", engine_.threads()},
-      {"max_batch_tokens", options_.max_batch_tokens},
+      {"max_batch_tokens", engine_.max_batch_tokens()},
       {"max_queued_tokens", options_.max_queued_tokens},
       {"max_client_batch_size", options_.max_client_batch_size},
       {"max_concurrent_requests", options_.max_concurrent_requests},

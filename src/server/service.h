@@ -39,8 +39,8 @@ struct ServiceOptions {
   size_t max_client_batch_size = 2048;  // inputs per request (more: 413)
   size_t max_body_bytes = 16u << 20;    // request body (more: 413)
   int max_concurrent_requests = 256;    // embedding/tokenize requests at once (more: 429)
-  // The engine's settings, shown by /info.
-  int max_batch_tokens = 4096;
+  // The engine's queue limit, shown by /info (its pass budget comes from
+  // the engine itself: Engine::max_batch_tokens()).
   size_t max_queued_tokens = 0;
 };
 

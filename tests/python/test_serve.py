@@ -245,6 +245,7 @@ def test_tokenize_info_models_metrics(gembed, model, server):
     assert info["model_dtype"] == "Q8_0" and info["model_id"] == "gembed-test" and info["threads"] == 2
     assert info["kernels"].startswith("gemm_q8 "), info["kernels"]
     assert "query" in info["tasks"] and info["max_client_batch_size"] == 2048
+    assert info["max_batch_tokens"] == 4096
     m = server.metrics()
     assert m["gembed_forward_passes_total"] >= 1
     assert m['gembed_requests_total{endpoint="/tokenize",status="200"}'] >= 2
@@ -252,6 +253,21 @@ def test_tokenize_info_models_metrics(gembed, model, server):
     for name in ("gembed_queue_sequences", "gembed_queue_tokens", "gembed_tokens_per_second",
                  "gembed_forward_batch_texts_mean", "gembed_forward_tokens_total", "gembed_requests_in_flight"):
         assert name in m, name
+
+
+def test_a_pass_budget_below_the_context_is_raised_and_said(gembed, model):
+    """--max-batch-tokens below the context length cannot hold one long text: the engine raises it to the
+    context, says so on stderr, and /info shows the budget in effect."""
+    s = Server(gembed, model, "--max-batch-tokens", "100")
+    try:
+        status, _, info = s.request("GET", "/info")
+        assert status == 200 and info["max_batch_tokens"] == info["max_input_length"] == 2048, info
+        status, _, body = s.post("/v1/embeddings", {"input": ["a short one", " ".join(["word"] * 1500)]})
+        assert status == 200 and len(body["data"]) == 2, body
+    finally:
+        assert s.stop() == 0
+    err = s.proc.stderr.read().decode()
+    assert "a forward pass of 100 tokens cannot hold one text of the context length; using 2048" in err, err
 
 
 # ---- cross-client batching ------------------------------------------------------------

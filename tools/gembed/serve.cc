@@ -77,7 +77,6 @@ int RunServe(ServeArgs a) {
   sopts.max_client_batch_size = a.max_client_batch_size;
   sopts.max_body_bytes = a.max_body_bytes;
   sopts.max_concurrent_requests = a.max_concurrent_requests;
-  sopts.max_batch_tokens = a.max_batch_tokens;
   sopts.max_queued_tokens = a.max_queued_tokens;
   auto service = server::Service::Create(**engine, sopts);
   if (!service.ok()) return Fail(service.status().message(), 2);
@@ -147,7 +146,8 @@ Command MakeServeCommand(CLI::App& root) {
   app->add_option("--api-key", a->api_key,
                   "Require 'Authorization: Bearer KEY' (default: the GEMBED_API_KEY environment variable; "
                   "none: no key). /health stays open");
-  app->add_option("--max-batch-tokens", a->max_batch_tokens, "Tokens per forward pass (default 4096)")
+  app->add_option("--max-batch-tokens", a->max_batch_tokens,
+                  "Tokens per forward pass (default 4096; at least the model's context length)")
       ->check(CLI::Range(1, 1 << 20));
   app->add_option("--max-client-batch-size", a->max_client_batch_size, "Inputs per request (default 2048; more: 413)")
       ->check(CLI::Range(size_t{1}, size_t{1} << 24));
