@@ -555,13 +555,22 @@ def test_bodies_held_at_once_are_bounded(tight_server):
     try:
         head = (b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 b"Transfer-Encoding: chunked\r\n\r\n5\r\n{\"inp\r\n")
-        for _ in range(8):  # 8 x 8 MiB reserved, bodies still arriving
+        def stall():
             c = socket.create_connection(("127.0.0.1", s.port), timeout=20)
             c.sendall(head)
-            stalled.append(c)
+            return c
+
+        stalled.extend(stall() for _ in range(8))  # 8 x 8 MiB reserved, bodies still arriving
         end = time.monotonic() + 30
         status, body = 0, {}
         while time.monotonic() < end:  # until all 8 are being read
+            # A probe can reach the server before the last stalled body does and take its place: that
+            # stalled connection is then answered (429) and closed; open another in its stead.
+            answered, _, _ = select.select(stalled, [], [], 0)
+            for c in answered:
+                stalled.remove(c)
+                c.close()
+                stalled.append(stall())
             status, _, body = s.request("POST", "/v1/embeddings", iter([b'{"input": "x"}']), JSON)  # chunked
             if status == 429:
                 break
