@@ -102,19 +102,11 @@ class RawClient:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.sendall(b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                           b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
-        while b"\r\n\r\n" not in self.buf:
+        while (answer := _parse_answer(self.buf)) is None:
             self._recv()
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        lines = head.split(b"\r\n")
-        status = int(lines[0].split(b" ", 2)[1])
-        headers = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(b":")
-            headers[k.strip().lower().decode()] = v.strip().decode()
-        n = int(headers.get("content-length", "0"))
-        while len(self.buf) < n:
-            self._recv()
-        data, self.buf = self.buf[:n], self.buf[n:]
+        status, headers, total = answer
+        head_len = self.buf.find(b"\r\n\r\n") + 4
+        data, self.buf = self.buf[head_len:total], self.buf[total:]
         if headers.get("connection", "").lower() == "close":
             self.close()
         return status, headers, data

@@ -53,8 +53,8 @@ struct TuneReport {
   double elapsed_ms = 0;  // wall time of the whole measurement
 };
 
-// Times the `candidates` (gemm_q8 variants of `isa`; the first is the
-// default, which a choice must beat) on one thread, on random Q8 weights of
+// Times the `candidates` (gemm_q8 variants of `isa`, empty = the level's own
+// GemmQ8VariantsFor(isa); the first is the default, which a choice must beat) on one thread, on random Q8 weights of
 // a transformer layer's shapes: a short input over a weight set larger than
 // the last-level cache (m = 12) and a long one over cache-resident weights
 // (m = 128), best of a few calls each, within about `budget_ms`. Picks the
